@@ -1,0 +1,94 @@
+"""`synclib` commands: train, evaluate, reproduce."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+__all__ = ["main"]
+
+
+def _parse_params(items: list[str]) -> dict:
+    out = {}
+    for it in items or []:
+        if "=" not in it:
+            raise SystemExit(f"--param takes NAME=VALUE, got {it!r}")
+        k, v = it.split("=", 1)
+        out[k] = float(v)
+    return out
+
+
+def cmd_train(args) -> int:
+    from .train import TrainConfig, fit
+
+    bs = args.batch_size or (64 if args.arch.startswith("resnet") else 32)
+    cfg = TrainConfig(method=args.method, arch=args.arch, width=args.width, epochs=args.epochs,
+                      batch_size=bs, lr=args.lr, seed=args.seed, pretrained=args.pretrained,
+                      method_params=_parse_params(args.param))
+    h = fit(cfg, args.data, args.out, device=args.device)
+    print(f"test accuracy {h.get('test_acc')}; run written to {args.out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .probe import evaluate_run
+
+    row = evaluate_run(args.run, args.data, split=args.split, top=args.top, phi=args.phi,
+                       device=args.device, progress=True)
+    if args.json:
+        print(json.dumps(row))
+        return 0
+    print("Table I  " + "  ".join(f"{k} {row[k]:.4f}" for k in ("interp", "stability", "purity", "diversity") if k in row))
+    print(f"Table II accuracy {row['accuracy']:.4f}")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from .reproduce import reproduce
+
+    return reproduce(args.profile, only=args.only, jobs=args.jobs, book=not args.no_book)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="synclib", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    t = sub.add_parser("train", help="train one method on a part dataset")
+    t.add_argument("--method", default="ours")
+    t.add_argument("--arch", default="vgg16")
+    t.add_argument("--data", required=True, help="a part dataset folder")
+    t.add_argument("--epochs", type=int, default=100)
+    t.add_argument("--out", required=True, help="the run folder (resumes if it exists)")
+    t.add_argument("--width", type=float, default=1.0)
+    t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--lr", type=float, default=0.01)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--pretrained", default=None, help="local torchvision ImageNet checkpoint")
+    t.add_argument("--param", action="append", help="method hyperparameter, e.g. lambda1=0.2")
+    t.add_argument("--device", default=None)
+    t.set_defaults(fn=cmd_train)
+
+    e = sub.add_parser("evaluate", help="print a run's Table I and II row")
+    e.add_argument("run")
+    e.add_argument("--data", required=True)
+    e.add_argument("--split", default="test")
+    e.add_argument("--top", type=float, default=0.3, help="fraction of activations above T_f")
+    e.add_argument("--phi", type=float, default=0.2, help="IoU threshold of a hit")
+    e.add_argument("--device", default=None)
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(fn=cmd_evaluate)
+
+    r = sub.add_parser("reproduce", help="train what the run store lacks, run the notebooks, build the book")
+    r.add_argument("--profile", default="quick")
+    r.add_argument("--only", action="append", help="an artifact, e.g. table1 (repeatable)")
+    r.add_argument("--jobs", type=int, default=1)
+    r.add_argument("--no-book", action="store_true")
+    r.set_defaults(fn=cmd_reproduce)
+
+    args = ap.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

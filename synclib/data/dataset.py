@@ -1,0 +1,128 @@
+"""`PartDataset`: the one loader of the part-dataset format (see `synclib.data.format`)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .format import FormatError, csv_columns, read_manifest
+
+__all__ = ["PartDataset", "collate"]
+
+
+class PartDataset(torch.utils.data.Dataset):
+    """A split of a part dataset.
+
+    An item is a dict: `image` (3, S, S) float32 in [0, 1]; `label` int; `masks` (K, S, S)
+    bool or None; `landmarks` (K, 3) float32 as normalized x, y, visible, or None; `index`.
+    Images of another size are resized to the manifest's `image_size` (bilinear; masks nearest,
+    landmarks are normalized so they need no change).
+
+    cache: keep decoded images in memory after the first read (small sets, repeated epochs).
+    """
+
+    def __init__(self, root: str | Path, split: str, cache: bool = False):
+        self.root = Path(root)
+        self.manifest = read_manifest(self.root)
+        if split not in self.manifest["splits"]:
+            raise FormatError(
+                f"{self.root / 'manifest.json'} has no split {split!r}; it has "
+                f"{sorted(self.manifest['splits'])}"
+            )
+        self.split = split
+        self.classes: list[str] = list(self.manifest["classes"])
+        self.parts: list[str] = list(self.manifest["parts"])
+        self.size = int(self.manifest["image_size"])
+        self.has_masks = bool(self.manifest["has_masks"])
+        self.has_landmarks = bool(self.manifest["has_landmarks"])
+        self.rows = self._read_rows()
+        self.labels = torch.tensor([r["label"] for r in self.rows], dtype=torch.long)
+        self._cache: dict[int, dict] | None = {} if cache else None
+
+    def _read_rows(self) -> list[dict]:
+        path = self.root / f"{self.split}.csv"
+        if not path.is_file():
+            raise FormatError(f"{path} not found; the manifest lists split {self.split!r}")
+        need = csv_columns(self.parts, self.has_landmarks)
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            lacking = [c for c in need if c not in (reader.fieldnames or [])]
+            if lacking:
+                raise FormatError(f"{path} lacks the columns {lacking}")
+            rows = []
+            for line, r in enumerate(reader, start=2):
+                try:
+                    r["label"] = int(r["label"])
+                    if self.has_landmarks:
+                        r["landmarks"] = [
+                            (float(r[f"{p}_x"]), float(r[f"{p}_y"]), float(r[f"{p}_v"]))
+                            for p in self.parts
+                        ]
+                except (TypeError, ValueError) as e:
+                    raise FormatError(f"{path} line {line}: malformed value ({e})") from e
+                if not 0 <= r["label"] < len(self.classes):
+                    raise FormatError(f"{path} line {line}: label {r['label']} out of range")
+                rows.append(r)
+        expected = self.manifest["splits"][self.split]
+        if len(rows) != expected:
+            raise FormatError(f"{path} has {len(rows)} rows; the manifest says {expected}")
+        return rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _open(self, rel: str, mode: str) -> Image.Image:
+        path = self.root / rel
+        try:
+            img = Image.open(path)
+            img.load()
+        except (OSError, ValueError) as e:
+            raise FormatError(f"{path}: cannot read the image ({e})") from e
+        return img.convert(mode) if mode else img
+
+    def __getitem__(self, i: int) -> dict:
+        if self._cache is not None and i in self._cache:
+            return self._cache[i]
+        r = self.rows[i]
+        s = self.size
+        img = self._open(r["image"], "RGB")
+        if img.size != (s, s):
+            img = img.resize((s, s), Image.BILINEAR)
+        image = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
+        masks = None
+        if self.has_masks and r["mask"]:
+            m = self._open(r["mask"], "")
+            if m.mode not in ("L", "P"):
+                raise FormatError(f"{self.root / r['mask']}: a mask must be an 8-bit index PNG")
+            if m.size != (s, s):
+                m = m.resize((s, s), Image.NEAREST)
+            idx = torch.from_numpy(np.asarray(m, dtype=np.uint8).copy()).long()  # (S, S)
+            masks = idx.unsqueeze(0) == torch.arange(1, len(self.parts) + 1).view(-1, 1, 1)
+        elif self.has_masks:
+            masks = torch.zeros(len(self.parts), s, s, dtype=torch.bool)
+        landmarks = None
+        if self.has_landmarks:
+            landmarks = torch.tensor(r["landmarks"], dtype=torch.float32)  # (K, 3)
+        item = {"image": image.float() / 255.0, "label": r["label"], "masks": masks,
+                "landmarks": landmarks, "index": i}
+        if self._cache is not None:
+            self._cache[i] = item
+        return item
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack a list of items into a batch; a field that is None in any item stays None."""
+    out = {}
+    for key in items[0]:
+        vals = [it[key] for it in items]
+        if any(v is None for v in vals):
+            out[key] = None
+        elif isinstance(vals[0], torch.Tensor):
+            out[key] = torch.stack(vals)
+        else:
+            out[key] = torch.tensor(vals)
+    return out

@@ -1,0 +1,123 @@
+"""The part-dataset format: one on-disk layout that every converter and PartWorld write.
+
+```
+ROOT/
+  manifest.json        name, classes, parts, image_size, splits {split: count},
+                       has_masks, has_landmarks, fingerprints {split: sha256}, source
+  <split>.csv          one row per image: id, image, label, mask, then <part>_x, <part>_y,
+                       <part>_v for each part when the set has landmarks
+  images/<split>/...   RGB images (any format PIL reads; PNG or JPEG)
+  masks/<split>/...    part masks as 8-bit PNG index maps: 0 background, k+1 = part k
+```
+Landmarks are normalized image coordinates: x = column / width, y = row / height, in [0, 1],
+v = 1 if visible. The fingerprint of a split is the sha256 over its CSV and the sha256 of
+every image it names, so a run records exactly what it trained on.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["write_manifest", "read_manifest", "write_split_csv", "split_fingerprint",
+           "atomic_write_bytes", "atomic_write_text", "FormatError", "MANIFEST_KEYS"]
+
+MANIFEST_KEYS = ("name", "classes", "parts", "image_size", "splits", "has_masks", "has_landmarks")
+
+
+class FormatError(ValueError):
+    """A file of a part dataset is missing or malformed; the message names it."""
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write data to path through a temp file and a rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def csv_columns(parts: list[str], has_landmarks: bool) -> list[str]:
+    cols = ["id", "image", "label", "mask"]
+    if has_landmarks:
+        for p in parts:
+            cols += [f"{p}_x", f"{p}_y", f"{p}_v"]
+    return cols
+
+
+def write_split_csv(root: str | Path, split: str, rows: list[dict], parts: list[str],
+                    has_landmarks: bool) -> None:
+    """Write ROOT/<split>.csv atomically; each row a dict with the columns of the format."""
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=csv_columns(parts, has_landmarks), lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow(r)
+    atomic_write_text(Path(root) / f"{split}.csv", buf.getvalue())
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def split_fingerprint(root: str | Path, split: str) -> str:
+    """sha256 over the split's CSV and every image (and mask) file it names."""
+    root = Path(root)
+    h = hashlib.sha256()
+    csv_path = root / f"{split}.csv"
+    h.update(_sha256_file(csv_path).encode())
+    with open(csv_path, newline="") as f:
+        for r in csv.DictReader(f):
+            for key in ("image", "mask"):
+                if r.get(key):
+                    h.update(_sha256_file(root / r[key]).encode())
+    return h.hexdigest()
+
+
+def write_manifest(root: str | Path, manifest: dict) -> dict:
+    """Complete the manifest with each split's fingerprint and write it atomically."""
+    missing = [k for k in MANIFEST_KEYS if k not in manifest]
+    if missing:
+        raise FormatError(f"manifest for {root} lacks {missing}")
+    manifest = dict(manifest)
+    manifest["fingerprints"] = {s: split_fingerprint(root, s) for s in manifest["splits"]}
+    atomic_write_text(Path(root) / "manifest.json", json.dumps(manifest, indent=2))
+    return manifest
+
+
+def read_manifest(root: str | Path) -> dict:
+    path = Path(root) / "manifest.json"
+    if not path.is_file():
+        raise FormatError(
+            f"{path} not found: {root} is not a part dataset. Make one with "
+            "`python -m synclib.data.partworld --out DIR` or a converter in data_prep/."
+        )
+    try:
+        m = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise FormatError(f"{path} is not valid JSON ({e}); regenerate the data set") from e
+    missing = [k for k in MANIFEST_KEYS if k not in m]
+    if missing:
+        raise FormatError(f"{path} lacks the keys {missing}; regenerate the data set")
+    return m

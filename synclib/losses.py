@@ -1,0 +1,96 @@
+"""The paper's two interpretability losses (Eq. 3–9), as pure functions.
+
+Every function takes `a`, the activation maps of the interpretable layer, of shape
+(B, N, H, W): B samples, N filters, an H×W map each. Positions are the cell centres in
+normalized image coordinates (row, col) ∈ (0, 1)² (see ../shared/SPEC.md, "Coordinates").
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["cell_centres", "focus", "lac_loss", "lac_loss_at", "sync_loss", "pairwise_dist"]
+
+
+def cell_centres(h: int, w: int, *, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Centres of the cells of an h×w map: (h*w, 2) as (row, col), row-major.
+
+    Cell (i, j) sits at ((i + 0.5) / h, (j + 0.5) / w).
+    """
+    rows = (torch.arange(h, device=device, dtype=dtype) + 0.5) / h
+    cols = (torch.arange(w, device=device, dtype=dtype) + 0.5) / w
+    grid = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1)  # (h, w, 2)
+    return grid.reshape(h * w, 2)
+
+
+def focus(a: torch.Tensor) -> torch.Tensor:
+    """The focus point x̄(f) of every filter in every sample (Eq. 3 and 5).
+
+    `q_m = softmax_m(a_m)` over the H·W positions; `x̄ = Σ_m q_m x_m`.
+
+    a: (B, N, H, W) activations. Returns (B, N, 2) as (row, col) in normalized units.
+    """
+    b, n, h, w = a.shape
+    q = torch.softmax(a.reshape(b, n, h * w), dim=-1)  # (B, N, H*W)
+    x = cell_centres(h, w, device=a.device, dtype=q.dtype)  # (H*W, 2)
+    return q @ x  # (B, N, 2)
+
+
+def pairwise_dist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Euclidean distances between the points of x (..., P, 2) and y (..., Q, 2): (..., P, Q).
+
+    Differentiable everywhere: where two points coincide the distance is 0 and its
+    gradient 0 (the subgradient), never NaN.
+    """
+    sq = (x.unsqueeze(-2) - y.unsqueeze(-3)).pow(2).sum(-1)  # (..., P, Q)
+    pos = sq > 0
+    return torch.where(pos, torch.sqrt(torch.where(pos, sq, torch.ones_like(sq))), 0.0 * sq)
+
+
+def lac_loss(a: torch.Tensor, tau: float | None = None) -> torch.Tensor:
+    """Local activation consistency loss L_lac (Eq. 3–5).
+
+    The target `p_m = softmax_m(-dist(x_m, x̄) / τ)` centres on the map's own focus point
+    x̄ (held constant: gradient stopped); the loss is the cross-entropy of the activation
+    distribution `q_m = softmax_m(a_m)` against it, averaged over filters and samples.
+
+    a: (B, N, H, W) activations. tau: temperature in normalized units; None means one
+    cell, 1 / max(H, W). Returns a scalar.
+    """
+    if tau is None:
+        tau = 1.0 / max(a.shape[-2:])
+    return lac_loss_at(a, focus(a).detach(), tau)
+
+
+def lac_loss_at(a: torch.Tensor, xbar: torch.Tensor, tau: float) -> torch.Tensor:
+    """L_lac with the target centred on given points: a (B, N, H, W), xbar (B, N, 2).
+
+    `lac_loss(a)` is `lac_loss_at(a, focus(a).detach(), tau)`; this form has a true gradient
+    (the one L_lac uses), so it is what gradcheck verifies.
+    """
+    b, n, h, w = a.shape
+    logq = torch.log_softmax(a.reshape(b, n, h * w), dim=-1)  # (B, N, H*W)
+    x = cell_centres(h, w, device=a.device, dtype=logq.dtype)  # (H*W, 2)
+    d = pairwise_dist(xbar.to(logq.dtype), x)  # (B, N, H*W)
+    p = torch.softmax(-d / tau, dim=-1)  # (B, N, H*W)
+    return -(p * logq).sum(-1).mean()
+
+
+def sync_loss(a: torch.Tensor, eps: float = 0.03) -> torch.Tensor:
+    """Synchronization loss L_sync (Eq. 6–9), on the filters' focus points.
+
+    Per sample: `d_ij = dist(x̄_i, x̄_j)`; the ε-neighbourhood `Nb(i) = {j : d_ij ≤ ε}`
+    (i included) is a hard choice made on the current positions; `p(j|i) = 1/|Nb(i)|`,
+    `q(j|i) = softmax_j(-d_ij)` over all N filters; the loss is
+    `Σ_{j∈Nb(i)} -p(j|i) log q(j|i)`, averaged over filters i and samples.
+
+    a: (B, N, H, W) activations. eps: neighbourhood radius in normalized units (0.03 is 3 %
+    of the image side). Returns a scalar.
+    """
+    xbar = focus(a)  # (B, N, 2)
+    d = pairwise_dist(xbar, xbar)  # (B, N, N)
+    nb = (d.detach() <= eps).to(d.dtype)  # (B, N, N), diagonal always 1
+    p = nb / nb.sum(-1, keepdim=True)  # (B, N, N)
+    logq = F.log_softmax(-d, dim=-1)  # (B, N, N)
+    return -(p * logq).sum(-1).mean()

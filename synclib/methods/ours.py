@@ -1,0 +1,45 @@
+"""The paper's method (Eq. 10): L = L_ce + λ1 L_lac + λ2 L_sync, and the baseline."""
+
+from __future__ import annotations
+
+import torch
+
+from ..losses import lac_loss, sync_loss
+from ..models import ModelOutput
+from .base import Method, register
+
+
+@register
+class Baseline(Method):
+    """The backbone trained with cross-entropy alone."""
+
+    name = "baseline"
+
+
+@register
+class OursNoSync(Method):
+    """Cross-entropy + λ1 · local activation consistency (Eq. 3–5)."""
+
+    name = "ours_nosync"
+    defaults = {"vgg16": {"lambda1": 0.2}, "resnet18": {"lambda1": 0.1}}
+
+    def extra_losses(self, out: ModelOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"lac": self.params["lambda1"] * lac_loss(out.a.float())}
+
+
+@register
+class Ours(Method):
+    """Cross-entropy + λ1 · L_lac + λ2 · L_sync (Eq. 10); ε is the neighbourhood radius."""
+
+    name = "ours"
+    defaults = {
+        "vgg16": {"lambda1": 0.2, "lambda2": 0.1, "eps": 0.03},
+        "resnet18": {"lambda1": 0.1, "lambda2": 0.05, "eps": 0.03},
+    }
+
+    def extra_losses(self, out: ModelOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        a = out.a.float()
+        return {
+            "lac": self.params["lambda1"] * lac_loss(a),
+            "sync": self.params["lambda2"] * sync_loss(a, eps=self.params["eps"]),
+        }

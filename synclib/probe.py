@@ -1,0 +1,91 @@
+"""Probe the interpretable layer: stream its activations over a data set, then turn them
+into hits in four visible stages (extract, threshold, tally, report)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+from .data import PartDataset, collate
+from .metrics.hits import filter_thresholds, landmark_hits, mask_hits
+from .metrics.interpretability import summarize
+from .train import pick_device
+
+__all__ = ["Probe", "activations", "probe", "mask_hits_for", "landmark_hits_for", "evaluate_run"]
+
+
+@dataclass
+class Probe:
+    """What the interpretable layer did on a data set.
+
+    a: (I, N, H, W) activations (float32, CPU); logits: (I, C); labels: (I,).
+    """
+
+    a: torch.Tensor
+    logits: torch.Tensor
+    labels: torch.Tensor
+
+    @property
+    def accuracy(self) -> float:
+        return (self.logits.argmax(1) == self.labels).double().mean().item()
+
+
+@torch.no_grad()
+def activations(model, dataset, batch_size: int = 64, device=None, progress: bool = False) -> Probe:
+    """Run `model` over `dataset` and keep the interpretable layer's maps (not upsampled).
+
+    Memory: I·N·H·W·4 bytes (1,000 images × 512 filters × 14² ≈ 400 MB at the paper's size).
+    """
+    device = pick_device(device)
+    model.eval().to(device)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
+    acts, logits, labels = [], [], []
+    for batch in tqdm(loader, desc="probe", disable=not progress, leave=False):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            out = model(batch["image"].to(device))
+        acts.append(out.a.float().cpu())
+        logits.append(out.logits.float().cpu())
+        labels.append(batch["label"])
+    return Probe(torch.cat(acts), torch.cat(logits), torch.cat(labels))
+
+
+def mask_hits_for(p: Probe, dataset: PartDataset, top: float = 0.3, phi: float = 0.2,
+                  batch_size: int = 32) -> torch.Tensor:
+    """Mask hits (I, N, K) of a probe on the data set it was made on (needs masks)."""
+    if not dataset.has_masks:
+        raise ValueError(f"{dataset.root} has no part masks; use landmark hits")
+    t = filter_thresholds(p.a, top)  # (N,)
+    out = []
+    for s in range(0, len(dataset), batch_size):
+        items = [dataset[i] for i in range(s, min(s + batch_size, len(dataset)))]
+        masks = torch.stack([it["masks"] for it in items])  # (B, K, S, S)
+        out.append(mask_hits(p.a[s:s + len(items)], masks, t, phi))
+    return torch.cat(out)
+
+
+def landmark_hits_for(p: Probe, dataset: PartDataset, r: float) -> torch.Tensor:
+    """Landmark hits (I, N, K) at radius r (normalized image units)."""
+    if not dataset.has_landmarks:
+        raise ValueError(f"{dataset.root} has no landmarks")
+    lm = torch.stack([torch.tensor(row["landmarks"], dtype=torch.float32) for row in dataset.rows])
+    return landmark_hits(p.a, lm, r)
+
+
+def probe(model, dataset, **kw) -> Probe:
+    return activations(model, dataset, **kw)
+
+
+def evaluate_run(run_dir, data, split: str = "test", top: float = 0.3, phi: float = 0.2,
+                 device=None, progress: bool = False) -> dict:
+    """A run's Table I row (mask protocol) and Table II accuracy on `data`'s `split`."""
+    from .train import load_run
+
+    model, cfg, _ = load_run(run_dir, device)
+    ds = PartDataset(data, split)
+    p = activations(model, ds, device=device, progress=progress)
+    row = {"accuracy": p.accuracy}
+    if ds.has_masks:
+        row.update(summarize(mask_hits_for(p, ds, top, phi)))
+    return row

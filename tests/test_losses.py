@@ -1,0 +1,124 @@
+"""Analytic checks of focus, L_lac and L_sync (shared/SPEC.md, Eq. 3–9)."""
+
+import math
+
+import pytest
+import torch
+
+from synclib.losses import cell_centres, focus, lac_loss, lac_loss_at, pairwise_dist, sync_loss
+
+
+def hot(h, w, cells, value=60.0, n=None):
+    """A (1, len(cells), h, w) map, each filter with one very hot cell."""
+    a = torch.zeros(1, len(cells), h, w, dtype=torch.float64)
+    for f, (i, j) in enumerate(cells):
+        a[0, f, i, j] = value
+    return a
+
+
+def test_cell_centres_are_normalized_cell_midpoints():
+    x = cell_centres(2, 4, dtype=torch.float64)
+    torch.testing.assert_close(x[0], torch.tensor([0.25, 0.125], dtype=torch.float64))
+    torch.testing.assert_close(x[-1], torch.tensor([0.75, 0.875], dtype=torch.float64))
+    assert x.shape == (8, 2)
+
+
+def test_single_hot_cell_puts_focus_at_its_centre():
+    a = hot(7, 7, [(2, 5), (0, 0)])
+    torch.testing.assert_close(focus(a)[0], torch.tensor([[2.5 / 7, 5.5 / 7], [0.5 / 7, 0.5 / 7]],
+                                                          dtype=torch.float64))
+
+
+def test_uniform_map_focuses_at_the_image_centre():
+    a = torch.full((3, 4, 5, 9), 1.7)
+    torch.testing.assert_close(focus(a), torch.full((3, 4, 2), 0.5))
+
+
+def test_lac_equals_cross_entropy_with_the_closed_form_target():
+    # uniform map on a 3x3 grid: q = 1/9 everywhere, so L = -Σ p log(1/9) = log 9 for any p
+    a = torch.zeros(2, 3, 3, 3, dtype=torch.float64)
+    torch.testing.assert_close(lac_loss(a), torch.tensor(math.log(9), dtype=torch.float64))
+
+
+def test_lac_is_minimal_when_the_map_is_its_own_target():
+    # logits -dist/τ around the centre cell of a 5x5 grid: focus = that cell, q = p, so the
+    # loss is the entropy of p (Gibbs), and any perturbation raises it
+    x = cell_centres(5, 5, dtype=torch.float64)
+    d = torch.linalg.norm(x - torch.tensor([0.5, 0.5], dtype=torch.float64), dim=1)
+    a = (-d / 0.2).view(1, 1, 5, 5)
+    p = torch.softmax(-d / 0.2, 0)
+    torch.testing.assert_close(lac_loss(a), -(p * p.log()).sum())
+    noise = 0.5 * torch.randn(1, 1, 5, 5, generator=torch.Generator().manual_seed(0)).double()
+    assert lac_loss(a + noise) > lac_loss(a)
+
+
+def test_lac_target_matches_hand_computation():
+    a = torch.zeros(1, 1, 1, 2, dtype=torch.float64)
+    a[0, 0, 0, 0] = math.log(3.0)  # q = (3/4, 1/4); focus col = 3/4*0.25 + 1/4*0.75 = 0.375
+    tau = 0.5
+    d = torch.tensor([0.125, 0.375], dtype=torch.float64)  # col distances to the focus
+    p = torch.softmax(-d / tau, 0)
+    expected = -(p * torch.log(torch.tensor([0.75, 0.25], dtype=torch.float64))).sum()
+    torch.testing.assert_close(lac_loss(a, tau=tau), expected)
+
+
+def test_sync_loss_closed_form_two_far_filters():
+    # two filters far apart (> eps): each one's neighbourhood is itself; q(i|i) = 1/(1+e^-d)
+    a = hot(10, 10, [(0, 0), (9, 9)], value=80.0)
+    d = math.dist((0.05, 0.05), (0.95, 0.95))
+    expected = math.log(1 + math.exp(-d))
+    torch.testing.assert_close(sync_loss(a, eps=0.03), torch.tensor(expected, dtype=torch.float64))
+
+
+def test_sync_loss_closed_form_two_neighbours():
+    # two filters at the same cell: Nb = both, d = 0 -> q = 1/2 each -> L = log 2
+    a = hot(4, 4, [(1, 1), (1, 1)])
+    torch.testing.assert_close(sync_loss(a, eps=0.03), torch.tensor(math.log(2), dtype=torch.float64))
+
+
+def test_pairwise_dist_has_no_nan_gradient_at_zero():
+    x = torch.zeros(3, 2, dtype=torch.float64, requires_grad=True)
+    pairwise_dist(x, x).sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+XBAR = torch.rand(2, 3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+
+
+@pytest.mark.parametrize("loss", [lambda a: lac_loss_at(a, XBAR, 0.25), lambda a: sync_loss(a, eps=0.3)])
+def test_gradcheck_float64(loss):
+    a = torch.randn(2, 3, 4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    a.requires_grad_(True)
+    assert torch.autograd.gradcheck(loss, (a,), eps=1e-6, atol=1e-5)
+
+
+def test_lac_gradient_stops_at_the_focus():
+    a = torch.randn(2, 3, 4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    a1, a2 = a.clone().requires_grad_(True), a.clone().requires_grad_(True)
+    lac_loss(a1).backward()
+    lac_loss_at(a2, focus(a).detach(), 1 / 5).backward()
+    torch.testing.assert_close(a1.grad, a2.grad)
+
+
+@pytest.mark.parametrize("loss", [lac_loss, sync_loss])
+def test_float32_matches_float64(loss):
+    a = torch.randn(4, 6, 7, 7, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(loss(a).double(), loss(a.double()), rtol=1e-5, atol=1e-5)
+
+
+def test_sync_pulls_neighbours_together():
+    # a gradient step on L_sync moves two nearby focus points closer
+    a = torch.zeros(1, 2, 8, 8, dtype=torch.float64)
+    a[0, 0, 3, 3] = a[0, 1, 3, 4] = 4.0
+    a.requires_grad_(True)
+    before = torch.dist(*focus(a)[0])
+    sync_loss(a, eps=0.3).backward()
+    after = torch.dist(*focus(a - 5.0 * a.grad)[0])
+    assert after < before
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_matches_cpu():
+    a = torch.randn(2, 8, 7, 7)
+    for loss in (lac_loss, sync_loss):
+        torch.testing.assert_close(loss(a.cuda()).cpu(), loss(a), rtol=1e-4, atol=1e-5)
