@@ -1,0 +1,103 @@
+"""PartWorld and the part-dataset format."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from synclib.data import FormatError, PartDataset, collate
+from synclib.data.partworld import CLASS_VARIANTS, PARTS, PartWorld, generate
+
+
+def test_same_seed_same_world(tmp_path):
+    a = generate(tmp_path / "a", n_train=6, n_test=2, size=48, seed=3, progress=False)
+    b = generate(tmp_path / "b", n_train=6, n_test=2, size=48, seed=3, progress=False)
+    c = generate(tmp_path / "c", n_train=6, n_test=2, size=48, seed=4, progress=False)
+    assert a["fingerprints"] == b["fingerprints"]
+    assert a["fingerprints"] != c["fingerprints"]
+
+
+def test_classes_differ_in_at_least_two_parts():
+    v = CLASS_VARIANTS
+    d = (v[:, None, :] != v[None, :, :]).sum(-1)
+    assert d[~np.eye(len(v), dtype=bool)].min() >= 2
+
+
+def test_item_shapes_and_landmarks_match_masks(tiny_world):
+    ds = PartDataset(tiny_world, "train")
+    assert len(ds) == 48 and ds.parts == PARTS
+    it = ds[0]
+    assert it["image"].shape == (3, 64, 64) and it["image"].dtype == torch.float32
+    assert 0 <= it["image"].min() and it["image"].max() <= 1
+    assert it["masks"].shape == (5, 64, 64) and it["masks"].dtype == torch.bool
+    # each visible landmark is the centroid of its mask
+    for k in range(5):
+        m = it["masks"][k]
+        x, y, v = it["landmarks"][k].tolist()
+        if v:
+            rows, cols = torch.nonzero(m, as_tuple=True)
+            assert abs(x - ((cols + 0.5) / 64).mean().item()) < 1e-4
+            assert abs(y - ((rows + 0.5) / 64).mean().item()) < 1e-4
+        else:
+            assert not m.any()
+    assert it["label"] == PartWorld(0, 64).spec("train", 0).label
+
+
+def test_part_intervention_removes_exactly_that_part():
+    w = PartWorld(seed=1, size=64)
+    img, mask = w.render("test", 5)
+    img2, mask2 = w.render("test", 5, remove=("head",))
+    head = PARTS.index("head") + 1
+    assert (mask == head).any() and not (mask2 == head).any()
+    # outside the head and the parts it covered, nothing changes
+    same = (mask == mask2)
+    assert (img[same] == img2[same]).all()
+    with pytest.raises(ValueError, match="unknown parts"):
+        w.render("test", 5, remove=("wing",))
+
+
+def test_generate_resumes_and_reuses(tmp_path):
+    generate(tmp_path, n_train=4, n_test=2, size=32, seed=0, progress=False)
+    (tmp_path / "images/train/000001.png").unlink()
+    (tmp_path / "manifest.json").unlink()
+    m = generate(tmp_path, n_train=4, n_test=2, size=32, seed=0, progress=False)
+    assert (tmp_path / "images/train/000001.png").is_file() and m["splits"]["train"] == 4
+
+
+def test_collate_keeps_none():
+    b = collate([{"x": torch.zeros(2), "m": None, "y": 1}, {"x": torch.ones(2), "m": None, "y": 0}])
+    assert b["x"].shape == (2, 2) and b["m"] is None and b["y"].tolist() == [1, 0]
+
+
+def test_missing_manifest_names_the_file(tmp_path):
+    with pytest.raises(FormatError, match="manifest.json not found"):
+        PartDataset(tmp_path, "train")
+
+
+def test_malformed_csv_names_file_and_line(tmp_path):
+    generate(tmp_path, n_train=3, n_test=1, size=32, seed=0, progress=False)
+    csv = tmp_path / "train.csv"
+    lines = csv.read_text().splitlines()
+    lines[2] = lines[2].replace(lines[2].split(",")[2], "notanint", 1)
+    csv.write_text("\n".join(lines) + "\n")
+    with pytest.raises(FormatError, match=r"train.csv line 3"):
+        PartDataset(tmp_path, "train")
+
+
+def test_unknown_split_and_row_count(tmp_path):
+    generate(tmp_path, n_train=3, n_test=1, size=32, seed=0, progress=False)
+    with pytest.raises(FormatError, match="no split 'val'"):
+        PartDataset(tmp_path, "val")
+    m = json.loads((tmp_path / "manifest.json").read_text())
+    m["splits"]["train"] = 5
+    (tmp_path / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(FormatError, match="has 3 rows; the manifest says 5"):
+        PartDataset(tmp_path, "train")
+
+
+def test_corrupt_image_names_the_file(tmp_path):
+    generate(tmp_path, n_train=2, n_test=1, size=32, seed=0, progress=False)
+    (tmp_path / "images/train/000000.png").write_bytes(b"not a png")
+    with pytest.raises(FormatError, match="000000.png: cannot read"):
+        PartDataset(tmp_path, "train")[0]

@@ -1,0 +1,80 @@
+"""The training loop: every method trains, a killed run resumes to the same weights."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from synclib.methods import METHODS, get_method
+from synclib.models import build_model
+from synclib.train import TrainConfig, fit, load_run
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("arch", ["vgg16", "resnet18"])
+def test_every_method_trains_a_step_without_nan(name, arch):
+    torch.manual_seed(0)
+    model = get_method(name, arch).prepare(build_model(arch, 4, width=0.125))
+    method = get_method(name, arch)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    out = model(torch.rand(4, 3, 64, 64))
+    terms = method.losses(out, torch.tensor([0, 1, 2, 3]))
+    loss = sum(terms.values())
+    loss.backward()
+    assert math.isfinite(loss.item())
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    opt.step()
+
+
+def test_paper_defaults_per_arch():
+    assert get_method("ours", "vgg16").params == {"lambda1": 0.2, "lambda2": 0.1, "eps": 0.03}
+    assert get_method("ours", "resnet18").params == {"lambda1": 0.1, "lambda2": 0.05, "eps": 0.03}
+    assert get_method("ours", "vgg16_bn", lambda2=0.3).params["lambda2"] == 0.3
+    assert set(get_method("ours", "vgg16").losses(
+        build_model("vgg16", 2, 0.125)(torch.rand(1, 3, 32, 32)), torch.tensor([0]))) == {"ce", "lac", "sync"}
+    with pytest.raises(ValueError, match="takes"):
+        get_method("ours", "vgg16", gamma=1.0)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_equals_uninterrupted(tiny_world, tmp_path):
+    cfg = TrainConfig(method="ours", arch="resnet18", width=0.125, epochs=3, batch_size=16)
+    fit(cfg, tiny_world, tmp_path / "straight", progress=False)
+
+    def kill_after_first(epoch, record):
+        if epoch == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        fit(cfg, tiny_world, tmp_path / "resumed", progress=False, on_epoch_end=kill_after_first)
+    assert not (tmp_path / "resumed/model.pt").exists()
+    h = fit(cfg, tiny_world, tmp_path / "resumed", progress=False)
+    a = torch.load(tmp_path / "straight/model.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed/model.pt", weights_only=True)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    assert [r["epoch"] for r in h["epochs"]] == [1, 2, 3]
+    hist = json.loads((tmp_path / "resumed/history.json").read_text())
+    assert {"ce", "lac", "sync", "train_acc", "test_acc"} <= set(hist["epochs"][0])
+    model, cfg2, n_classes = load_run(tmp_path / "resumed")
+    assert cfg2 == cfg and n_classes == 6
+
+
+def test_lr_schedule_drops_at_50_75_90_percent(tiny_world, tmp_path):
+    cfg = TrainConfig(method="baseline", arch="resnet18", width=0.125, epochs=4, batch_size=48,
+                      milestones=(0.5, 0.75))
+    h = fit(cfg, tiny_world, tmp_path, progress=False)
+    assert [round(r["lr"], 6) for r in h["epochs"]] == [0.01, 0.01, 0.001, 0.0001]
+
+
+def test_another_config_in_the_same_dir_is_refused(tiny_world, tmp_path):
+    fit(TrainConfig(method="baseline", arch="resnet18", width=0.125, epochs=1, batch_size=48),
+        tiny_world, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="another run's config"):
+        fit(TrainConfig(method="ours", arch="resnet18", width=0.125, epochs=1, batch_size=48),
+            tiny_world, tmp_path, progress=False)
