@@ -44,6 +44,7 @@ CLASS_VARIANTS = np.array([
 SPLITS = {"train": 0, "test": 1}
 PAINT_ORDER = ["tail", "back_legs", "front_legs", "torso", "head"]  # later paints on top
 VERSION = 1
+STRETCH = 1.45  # vertical scale of the object relative to its length
 
 
 @dataclass
@@ -83,10 +84,13 @@ class PartWorld:
         rng = np.random.default_rng([self.seed, SPLITS[split], i])
         s = self.size
         label = int(rng.integers(len(CLASSES)))
-        length = float(rng.uniform(0.34, 0.48) * s)
-        # object extends about [-0.95, 0.85] L in x and [-0.5, 0.7] L in y around its centre
-        cx = float(rng.uniform(0.95 * length, s - 0.95 * length))
-        cy = float(rng.uniform(0.5 * length, s - 0.7 * length))
+        # the object fills most of the frame, like the box-cropped (and so vertically
+        # stretched) objects of the ICNN protocol: it extends about [-0.95, 0.9] L in x and
+        # [-0.5, 0.62] * STRETCH * L in y around its centre
+        length = float(rng.uniform(0.46, 0.52) * s)
+        cx = float(rng.uniform(min(0.93 * length, s / 2), max(s - 0.93 * length, s / 2)))
+        ly = STRETCH * length
+        cy = float(rng.uniform(min(0.52 * ly, s / 2), max(s - 0.64 * ly, s / 2)))
         colour = rng.uniform(0.25, 0.95, size=3)
         return _Spec(label, CLASS_VARIANTS[label].copy(), cx, cy, length, bool(rng.integers(2)),
                      colour, rng.uniform(0.75, 1.15, size=len(PARTS)), int(rng.integers(2**31)))
@@ -125,25 +129,25 @@ class PartWorld:
         if part == "head":
             hu, hv = u - 0.62, v + 0.22
             if variant == 0:  # round
-                return hu * hu + hv * hv < 0.17**2
-            return np.abs(hu) + np.abs(hv) < 0.22  # diamond
+                return hu * hu + hv * hv < 0.22**2
+            return np.abs(hu) + np.abs(hv) < 0.28  # diamond
         if part in ("front_legs", "back_legs"):
-            xs = (0.32, 0.18) if part == "front_legs" else (-0.32, -0.18)
+            xs = (0.34, 0.16) if part == "front_legs" else (-0.34, -0.16)
             out = np.zeros_like(u, dtype=bool)
             for x0 in xs:
                 if variant == 0:  # thin straight
-                    out |= (np.abs(u - x0) < 0.035) & (v > 0.1) & (v < 0.62)
+                    out |= (np.abs(u - x0) < 0.05) & (v > 0.1) & (v < 0.62)
                 else:  # thick, splayed
                     xc = x0 + 0.35 * (v - 0.1) * np.sign(x0)
-                    out |= (np.abs(u - xc) < 0.06) & (v > 0.1) & (v < 0.55)
+                    out |= (np.abs(u - xc) < 0.075) & (v > 0.1) & (v < 0.55)
             return out
         if part == "tail":
             if variant == 0:  # long thin, raised
                 t = np.clip((-(u + 0.45)) / 0.5, 0, 1)
                 vc = -0.05 - 0.45 * t
-                return (u < -0.42) & (u > -0.95) & (np.abs(v - vc) < 0.04)
+                return (u < -0.42) & (u > -0.95) & (np.abs(v - vc) < 0.06)
             tu = -(u + 0.45)  # short fan
-            return (tu > 0) & (tu < 0.35) & (np.abs(v + 0.02) < 0.05 + 0.5 * tu)
+            return (tu > 0) & (tu < 0.4) & (np.abs(v + 0.02) < 0.06 + 0.55 * tu)
         raise ValueError(part)
 
     def _texture(self, part: str, variant: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -163,7 +167,7 @@ class PartWorld:
         img = self._background(sp.bg_seed)
         mask = np.zeros((self.size, self.size), np.uint8)
         u = (self.xx - sp.cx) / sp.length
-        v = (self.yy - sp.cy) / sp.length
+        v = (self.yy - sp.cy) / (STRETCH * sp.length)
         if sp.flip:
             u = -u
         for part in PAINT_ORDER:
