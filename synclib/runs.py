@@ -197,6 +197,8 @@ class RunStore:
         """Train the missing runs, `jobs` processes at once. Returns the labels that failed."""
         todo = [s for s in specs if not self.is_done(s.hash(prof))]
         failed: list[str] = []
+        self.last_trained = len(todo)
+        print(f"{len(specs) - len(todo)} of {len(specs)} runs are in the store; {len(todo)} to train")
         if not todo:
             return failed
         threads = max(1, (os.cpu_count() or 2) // jobs)

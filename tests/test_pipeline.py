@@ -1,0 +1,121 @@
+"""The reproduction pipeline: the smoke book builds, a second run trains nothing, the lock."""
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import synclib.train
+from synclib.runs import RunSpec, RunStore, load_profile, plan
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch):
+    """A project folder of its own: configs, notebooks and book copied, everything else new."""
+    for d in ("configs", "notebooks", "book"):
+        shutil.copytree(ROOT / d, tmp_path / d, ignore=shutil.ignore_patterns("_build"))
+    monkeypatch.setenv("SYNCLIB_HOME", str(tmp_path))
+    return tmp_path
+
+
+def test_plan_covers_every_dataset_arch_method(home):
+    prof = load_profile("smoke")
+    specs = plan(prof, ["table1", "table2"])
+    assert len(specs) == 2 * 3  # one data set x 2 archs x 3 methods, deduplicated
+    assert {s.method for s in specs} == {"baseline", "ours_nosync", "ours"}
+
+
+def test_hash_changes_with_config_and_data(home):
+    from synclib.runs import ensure_data
+
+    prof = load_profile("smoke")
+    ensure_data(prof, "partworld", progress=False)
+    a = RunSpec("partworld", "vgg16", "ours")
+    assert a.hash(prof) == RunSpec("partworld", "vgg16", "ours").hash(prof)
+    assert a.hash(prof) != RunSpec("partworld", "vgg16", "ours", params=(("lambda2", 0.3),)).hash(prof)
+    prof2 = load_profile("smoke")
+    prof2["train"]["epochs"] = 2
+    assert a.hash(prof) != a.hash(prof2)
+
+
+def test_smoke_reproduce_builds_the_book_then_trains_nothing(home, capsys):
+    from synclib.reproduce import reproduce
+
+    assert reproduce("smoke") == 0
+    out = capsys.readouterr().out
+    assert "0 of 6 runs are in the store; 6 to train" in out
+    html = home / "build/smoke/book/_build/html"
+    for page in ("intro", "summary", "table1", "table2", "provenance"):
+        assert (html / f"{page}.html").is_file()
+    t1 = pd.read_csv(home / "results/smoke/table1.csv")
+    assert list(t1.columns) == ["dataset", "arch", "method", "interp", "stability", "purity", "diversity"]
+    assert len(t1) == 6 and t1["interp"].between(0, 1).all()
+    t2 = pd.read_csv(home / "results/smoke/table2.csv")
+    assert list(t2.columns) == ["dataset", "arch", "method", "accuracy"]
+    summary = (html / "summary.html").read_text()
+    gain = t1.set_index(["arch", "method"])["interp"]
+    assert f"{gain['vgg16', 'ours'] - gain['vgg16', 'baseline']:+.3f}" in summary  # glued, not typed
+    prov = json.loads((home / "results/smoke/provenance.json").read_text())
+    assert set(prov["artifacts"]) == {"table1", "table2"} and all(a["ok"] for a in prov["artifacts"].values())
+
+    t0 = time.perf_counter()
+    assert reproduce("smoke", book=False) == 0
+    assert "6 of 6 runs are in the store; 0 to train" in capsys.readouterr().out
+    assert time.perf_counter() - t0 < 120
+
+
+def test_failing_notebook_is_reported_and_others_still_run(home, capsys):
+    from synclib.reproduce import reproduce
+
+    nb = json.loads((home / "notebooks/table2.ipynb").read_text())
+    nb["cells"].append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+                        "source": "raise RuntimeError('broken on purpose')"})
+    (home / "notebooks/table2.ipynb").write_text(json.dumps(nb))
+    assert reproduce("smoke", book=False) == 1
+    out = capsys.readouterr()
+    assert "table1: ok" in out.out and "table2: FAILED" in out.out
+    assert "broken on purpose" in (home / "build/smoke/book/table2.ipynb").read_text()
+
+
+def test_two_callers_never_both_train_a_run(home, monkeypatch):
+    from synclib.runs import ensure_data
+
+    prof = load_profile("smoke")
+    ensure_data(prof, "partworld", progress=False)
+    calls = []
+
+    def slow_fit(cfg, data, out, **kw):
+        calls.append(out)
+        time.sleep(0.5)
+        (Path(out) / "model.pt").write_bytes(b"")
+
+    monkeypatch.setattr(synclib.train, "fit", slow_fit)
+    store = RunStore()
+    spec = RunSpec("partworld", "resnet18", "baseline")
+    threads = [threading.Thread(target=store.train, args=(spec, prof)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and store.is_done(spec.hash(prof))
+
+
+def test_unknown_profile_is_a_clear_error(home):
+    with pytest.raises(FileNotFoundError, match="profile 'nope' not found.*known: \\['paper', 'quick', 'smoke'\\]"):
+        load_profile("nope")
+
+
+def test_paper_profile_skips_missing_data(home, monkeypatch, capsys):
+    from synclib.runs import ensure_data
+
+    monkeypatch.setenv("SYNCLIB_DATA", str(home / "nowhere"))
+    prof = load_profile("paper")
+    assert prof["datasets"]["voc_part"]["root"] == str(home / "nowhere/voc_part")
+    assert ensure_data(prof, "voc_part") is None
+    assert plan(prof, ["table1"], available=set()) == []
