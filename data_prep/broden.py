@@ -1,0 +1,99 @@
+"""Broden (Network Dissection) -> part dataset of part concepts, for evaluation only.
+
+Reads (SRC, e.g. broden1_224):
+    index.csv     columns image, split, ih, iw, sh, sw, ..., part: the image path under
+                  images/, and `part` the ';'-separated part-mask PNGs of that image
+    label.csv     number, name, category, ... (the global label numbers)
+    c_part.csv    code, number, name, ...: the part concepts and their global numbers
+    images/...    the images and the mask PNGs (label number = R + 256·G)
+Writes (OUT): the part-dataset format with one split, test (every image with a part mask;
+--split val keeps Broden's val images only); one part per part concept of c_part.csv; masks
+resized to --size with nearest neighbour (where two part masks of an image overlap, the later
+one wins); one class, "none" (Broden has no classification labels). Evaluate with φ = 0.04
+and top = 0.005.
+
+    python -m data_prep.broden --src broden1_224 --out data/broden
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from .common import FormatError, PartWriter, require
+
+LAYOUT = __doc__.split("Writes")[0]
+
+
+def _csv(path: Path, need: list[str]) -> list[dict]:
+    require(path, LAYOUT)
+    with open(path, newline="") as f:
+        r = csv.DictReader(f)
+        missing = [c for c in need if c not in (r.fieldnames or [])]
+        if missing:
+            raise FormatError(f"{path} lacks the columns {missing}. Expected layout:\n{LAYOUT}")
+        return list(r)
+
+
+def decode_mask(path: Path) -> np.ndarray:
+    """Global label numbers of a Broden mask PNG: R + 256·G, (H, W) int."""
+    require(path, LAYOUT)
+    try:
+        rgb = np.asarray(Image.open(path).convert("RGB"), dtype=np.int64)
+    except OSError as e:
+        raise FormatError(f"{path}: cannot read the mask ({e})") from e
+    return rgb[..., 0] + 256 * rgb[..., 1]
+
+
+def convert(src: str | Path, out: str | Path, size: int = 224, split: str = "all",
+            progress: bool = True) -> dict:
+    src = Path(src)
+    index = _csv(src / "index.csv", ["image", "split", "part"])
+    _csv(src / "label.csv", ["number", "name"])
+    cparts = _csv(src / "c_part.csv", ["code", "number", "name"])
+    try:
+        numbers = [int(r["number"]) for r in cparts]
+    except ValueError as e:
+        raise FormatError(f"{src / 'c_part.csv'}: malformed number ({e})") from e
+    parts = [r["name"] for r in cparts]
+    to_part = {n: k + 1 for k, n in enumerate(numbers)}  # global number -> mask index
+    rows = [r for r in index if r["part"].strip() and (split == "all" or r["split"] == split)]
+    if not rows:
+        raise FormatError(f"{src / 'index.csv'} lists no image with a part mask (split {split!r})")
+    w = PartWriter(out, "broden", ["none"], parts, size, has_masks=True, has_landmarks=False,
+                   source={"converter": "data_prep.broden", "split": split})
+    for r in tqdm(rows, desc="Broden", disable=not progress, unit="img"):
+        item = Path(r["image"]).with_suffix("").as_posix().replace("/", "__")
+        if w.has("test", item):
+            w.add("test", item, 0)
+            continue
+        img = Image.open(require(src / "images" / r["image"], LAYOUT)).convert("RGB")
+        mask = np.zeros((img.size[1], img.size[0]), np.uint8)
+        for mp in r["part"].split(";"):
+            labels = decode_mask(src / "images" / mp)
+            if labels.shape != mask.shape:
+                labels = np.asarray(Image.fromarray(labels.astype(np.int32)).resize(
+                    img.size, Image.NEAREST), dtype=np.int64)
+            for number, k in to_part.items():
+                mask[labels == number] = k
+        w.add("test", item, 0, img, mask)
+    return w.finish()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--src", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--split", choices=["all", "train", "val"], default="all")
+    a = ap.parse_args(argv)
+    convert(a.src, a.out, a.size, a.split)
+
+
+if __name__ == "__main__":
+    main()
