@@ -29,6 +29,16 @@ __all__ = ["reproduce", "build_book", "ARTIFACTS"]
 ARTIFACTS = {
     "table1": "Table I: interpretability metrics",
     "table2": "Table II: classification accuracy",
+    "fig4": "Figure 4: activation maps of single filters",
+    "fig5": "Figure 5: average feature maps",
+    "fig6": "Figure 6: metric-pair curves on landmarks",
+    "fig7": "Figure 7: parameter sensitivity",
+    "fig8": "Figure 8: average maps under each setting",
+    "fig9": "Figure 9: redundancy by pruning",
+    "fig10": "Figure 10: loss landscapes",
+    "table3": "Table III: module consistency",
+    "table4": "Table IV: modules and semantic parts",
+    "claims": "Claims: what holds on this profile",
 }
 
 
@@ -49,6 +59,10 @@ def _prepare_book(profile: str, artifacts: list[str]) -> Path:
                           for a in artifacts if (src / "fragments" / f"{a}.md").is_file())
     (dst / "summary.md").write_text((src / "fragments" / "summary_head.md").read_text()
                                     .replace("{profile}", profile) + "\n\n" + summary + "\n")
+    shutil.copytree(src / "_mathjax", dst / "_mathjax", dirs_exist_ok=True)
+    gd = src / "getting_data.md"
+    if gd.is_file():
+        (dst / "getting_data.md").write_text(gd.read_text().replace("{pascal_part_mapping}", _part_map_table()))
     chapters = [{"file": "summary"}] + [{"file": a} for a in artifacts]
     chapters += [{"file": "provenance"}]
     extra = [{"file": p} for p in ("getting_data",) if (src / f"{p}.md").is_file()]
@@ -57,6 +71,17 @@ def _prepare_book(profile: str, artifacts: list[str]) -> Path:
            + ([{"caption": "Reference", "chapters": extra}] if extra else [])}
     (dst / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
     return dst
+
+
+def _part_map_table() -> str:
+    """The PASCAL-Part coarse-part table, rendered from the converter's own mapping."""
+    from data_prep.pascal_part import PART_MAP
+
+    lines = ["| coarse part | fine PASCAL-Part parts |", "|---|---|"]
+    for part, fine in PART_MAP.items():
+        names = ", ".join(f"{n[5:]} (*bird*)" if n.startswith("bird:") else n for n in fine)
+        lines.append(f"| {part} | {names} |")
+    return "\n".join(lines)
 
 
 def _execute(nb: str, out: Path, profile: str) -> tuple[bool, float, str]:
@@ -102,7 +127,7 @@ def reproduce(profile: str = "quick", only: list[str] | None = None, jobs: int =
     t_start = time.perf_counter()
     prof = load_profile(profile)
     name = prof["profile"]
-    artifacts = only or prof.get("artifacts", list(ARTIFACTS))
+    artifacts = list(only or prof.get("artifacts", list(ARTIFACTS)))
     unknown = [a for a in artifacts if a not in ARTIFACTS]
     if unknown:
         print(f"unknown artifacts {unknown}; known: {sorted(ARTIFACTS)}", file=sys.stderr)
@@ -113,10 +138,15 @@ def reproduce(profile: str = "quick", only: list[str] | None = None, jobs: int =
             available.add(ds)
         else:
             root = prof["datasets"][ds]["root"]
+            conv = prof["datasets"][ds].get("converter", "<converter>")
             print(f"[skip] data set {ds!r} not found at {root}: convert it with "
-                  f"`python -m data_prep.<converter> --src ORIGINAL --out {root}` "
+                  f"`python -m data_prep.{conv} --src ORIGINAL --out {root}` "
                   "(see the book's 'Getting the data' page); artifacts that need it are built without it")
     store = RunStore()
+    for art in list(artifacts):
+        if art not in ("table1", "table2", "claims") and not plan(prof, [art], available):
+            print(f"[skip] {art}: the data sets it needs are missing")
+            artifacts.remove(art)
     specs = plan(prof, artifacts, available)
     t0 = time.perf_counter()
     failed_runs = store.train_all(specs, prof, _profile_path(profile), jobs=jobs)

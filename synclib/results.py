@@ -18,13 +18,16 @@ from .data.format import atomic_write_text
 from .paper_values import TABLE1, TABLE2
 from .runs import RunSpec, RunStore, dataset_root, ensure_data, load_profile, plan, repo_root
 
-__all__ = ["table1", "table2", "run_rows", "results_dir", "write_csv", "commit", "with_paper"]
+__all__ = ["table1", "table2", "run_rows", "results_dir", "write_csv", "commit", "with_paper",
+           "gain"]
 
 METRICS = ["interp", "stability", "purity", "diversity"]
 
 
 def results_dir(profile: str) -> Path:
-    d = repo_root() / "results" / profile
+    """results/<profile name>/ (a profile given by path is named by its `profile` key)."""
+    name = load_profile(profile)["profile"] if Path(profile).suffix else profile
+    d = repo_root() / "results" / name
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -86,6 +89,8 @@ def run_rows(profile: str, artifact: str = "table1", train_missing: bool = True)
     store = RunStore()
     rows = []
     for spec in plan(prof, [artifact], available):
+        if spec.backbone:
+            continue  # the start of the other runs, not a row of any table
         h = spec.hash(prof)
         if not store.is_done(h):
             if not train_missing:
@@ -111,14 +116,19 @@ def _aggregate(df: pd.DataFrame, cols: list[str], by: list[str]) -> pd.DataFrame
 def table1(profile: str) -> pd.DataFrame:
     """Table I: Interp, Stability, Purity, Diversity per evaluated data set × arch × method."""
     df = run_rows(profile, "table1")
-    df = df[df["eval_dataset"].notna() & df.get("interp", pd.Series(dtype=float)).notna()]
+    if df.empty or "interp" not in df.columns:
+        return pd.DataFrame(columns=["dataset", "arch", "method", *METRICS, "n_seeds", "hashes"])
+    df = df[df["eval_dataset"].notna() & df["interp"].notna()]
     out = _aggregate(df, METRICS, ["eval_dataset", "arch", "method"])
     return out.rename(columns={"eval_dataset": "dataset"})
 
 
 def table2(profile: str) -> pd.DataFrame:
     """Table II: test accuracy per training data set × arch × method."""
-    return _aggregate(run_rows(profile, "table2"), ["accuracy"], ["dataset", "arch", "method"])
+    df = run_rows(profile, "table2")
+    if df.empty:
+        return pd.DataFrame(columns=["dataset", "arch", "method", "accuracy", "n_seeds", "hashes"])
+    return _aggregate(df, ["accuracy"], ["dataset", "arch", "method"])
 
 
 def with_paper(df: pd.DataFrame, profile: str, table: str) -> pd.DataFrame:
@@ -135,6 +145,19 @@ def with_paper(df: pd.DataFrame, profile: str, table: str) -> pd.DataFrame:
         df["paper_accuracy"] = [TABLE2.get((pd_, a, me))
                                 for pd_, a, me in zip(df["paper_dataset"], df["arch"], df["method"])]
     return df
+
+
+def gain(df: pd.DataFrame, metric: str, arch: str, dataset: str | None = None,
+         method: str = "ours", reference: str = "baseline") -> float | None:
+    """`metric` of `method` minus that of `reference` for one arch (first data set by default);
+    None when either row is missing."""
+    if df.empty:
+        return None
+    dataset = dataset or df["dataset"].iloc[0]
+    sel = df[(df["dataset"] == dataset) & (df["arch"] == arch)].set_index("method")
+    if method not in sel.index or reference not in sel.index:
+        return None
+    return float(sel.loc[method, metric] - sel.loc[reference, metric])
 
 
 def spec_of(row) -> RunSpec:  # pragma: no cover - convenience for notebooks

@@ -29,7 +29,8 @@ from .data.format import atomic_write_text, read_manifest
 from .train import TrainConfig
 
 __all__ = ["repo_root", "load_profile", "RunSpec", "plan", "RunStore", "ensure_data",
-           "dataset_root", "ARTIFACT_NEEDS"]
+           "dataset_root", "ARTIFACT_NEEDS", "sensitivity_specs",
+           "landmark_datasets"]
 
 
 def repo_root() -> Path:
@@ -91,32 +92,51 @@ def ensure_data(prof: dict, name: str, progress: bool = True) -> Path | None:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One training run of a profile: data set × arch × method × seed (+ hyperparameters)."""
+    """One training run of a profile: data set × arch × method × seed (+ hyperparameters).
+
+    With a `pretrain` section in the profile, every run fine-tunes a backbone run of its data
+    set and arch (the baseline trained for `pretrain.epochs`), as the paper fine-tunes from
+    ImageNet weights; `backbone=True` marks that run itself.
+    """
 
     dataset: str
     arch: str  # the paper's name: vgg16 / resnet18
     method: str
     seed: int = 0
     params: tuple = ()  # method hyperparameters that override the defaults, as sorted items
+    backbone: bool = False
+
+    def parent(self, prof: dict) -> RunSpec | None:
+        if self.backbone or not prof.get("pretrain"):
+            return None
+        return RunSpec(self.dataset, self.arch, "baseline", int(prof["pretrain"].get("seed", 0)),
+                       backbone=True)
 
     def config(self, prof: dict) -> TrainConfig:
+        from .methods import get_method
+
         a = prof["archs"][self.arch]
         t = prof["train"]
         d = prof["datasets"][self.dataset]
-        params = dict(self.params)
+        defaults = get_method(self.method, a["arch"]).params
         scale = d.get("lambda_scale")
-        if scale and self.method in ("ours", "ours_nosync"):
-            from .methods import get_method
-
-            base = get_method(self.method, a["arch"]).params
-            for k in ("lambda1", "lambda2"):
-                if k in base and k not in params:
-                    params[k] = base[k] * scale
+        if scale:
+            defaults = {k: (v * scale if k in ("lambda1", "lambda2") else v) for k, v in defaults.items()}
+        params = {**defaults, **dict(self.params)}
+        base = get_method(self.method, a["arch"]).params
+        params = {k: v for k, v in params.items() if base.get(k) != v}  # only what differs
+        epochs = int(t["epochs"])
+        init_from = None
+        if self.backbone:
+            epochs = int(prof["pretrain"]["epochs"])
+        elif (parent := self.parent(prof)) is not None:
+            init_from = str(RunStore().path(parent.hash(prof)))
         return TrainConfig(method=self.method, arch=a["arch"], width=float(a.get("width", 1.0)),
-                           epochs=int(t["epochs"]), batch_size=int(a["batch_size"]),
+                           epochs=epochs, batch_size=int(a["batch_size"]),
                            lr=float(t.get("lr", 0.01)), momentum=float(t.get("momentum", 0.9)),
                            weight_decay=float(t.get("weight_decay", 5e-4)), seed=self.seed,
-                           pretrained=a.get("pretrained"), method_params=params)
+                           pretrained=None if init_from else a.get("pretrained"),
+                           init_from=init_from, method_params=params)
 
     def key(self, prof: dict) -> dict:
         root = dataset_root(prof, self.dataset)
@@ -124,6 +144,8 @@ class RunSpec:
         cfg = self.config(prof).to_dict()
         if cfg["pretrained"]:
             cfg["pretrained"] = Path(cfg["pretrained"]).name  # the file, not where it lies
+        if cfg["init_from"]:
+            cfg["init_from"] = Path(cfg["init_from"]).name  # the backbone's hash
         return {"train": cfg, "data_fingerprint": fp, "synclib": __version__}
 
     def hash(self, prof: dict) -> str:
@@ -132,17 +154,64 @@ class RunSpec:
 
     def label(self) -> str:
         extra = "".join(f",{k}={v}" for k, v in self.params)
-        return f"{self.dataset}/{self.arch}/{self.method}/s{self.seed}{extra}"
+        return f"{self.dataset}/{self.arch}/{'backbone' if self.backbone else self.method}/s{self.seed}{extra}"
 
 
 # which runs each artifact needs: a function of the profile
+def _train_datasets(prof: dict) -> list[str]:
+    return [ds for ds, d in prof["datasets"].items() if d.get("train", True)]
+
+
 def _table_runs(prof: dict) -> list[RunSpec]:
-    return [RunSpec(ds, arch, m, seed)
-            for ds, d in prof["datasets"].items() if d.get("train", True)
+    return [RunSpec(ds, arch, m, seed) for ds in _train_datasets(prof)
             for arch in prof["archs"] for m in prof["methods"] for seed in prof["seeds"]]
 
 
-ARTIFACT_NEEDS = {"table1": _table_runs, "table2": _table_runs}
+def _main_runs(prof: dict, seeds: list[int] | None = None) -> list[RunSpec]:
+    """The runs the analyses use: the first mask-annotated training data set, seed 0."""
+    ds = [d for d in _train_datasets(prof) if prof["datasets"][d].get("protocol") == "masks"]
+    return [RunSpec(d, arch, m, seed) for d in ds[:1] for arch in prof["archs"]
+            for m in prof["methods"] for seed in (seeds or [0])]
+
+
+def landmark_datasets(prof: dict) -> list[str]:
+    """Figure 6's data sets: those evaluated by landmarks, else the main one (PartWorld has both)."""
+    lm = [d for d in _train_datasets(prof) if prof["datasets"][d].get("protocol") == "landmarks"]
+    if lm:
+        return lm
+    main = [d for d in _train_datasets(prof) if prof["datasets"][d].get("protocol") == "masks"]
+    return main[:1]
+
+
+def _landmark_runs(prof: dict) -> list[RunSpec]:
+    return [RunSpec(d, arch, m, 0) for d in landmark_datasets(prof) for arch in prof["archs"]
+            for m in prof["methods"]]
+
+
+def sensitivity_specs(prof: dict) -> list[RunSpec]:
+    """Figures 7 and 8: `ours` with one hyperparameter varied, the others at their defaults."""
+    s = prof.get("sensitivity")
+    if not s:
+        return []
+    ds = [d for d in _train_datasets(prof) if prof["datasets"][d].get("protocol") == "masks"][:1]
+    return [RunSpec(d, s["arch"], "ours", 0, ((param, float(v)),)) for d in ds
+            for param in s["params"] for v in s["values"]]
+
+
+ARTIFACT_NEEDS = {
+    "table1": _table_runs,
+    "table2": _table_runs,
+    "fig4": _main_runs,
+    "fig5": _main_runs,
+    "fig6": _landmark_runs,
+    "fig7": sensitivity_specs,
+    "fig8": sensitivity_specs,
+    "fig9": _main_runs,
+    "fig10": _main_runs,
+    "table3": lambda prof: _main_runs(prof, prof["seeds"]),
+    "table4": lambda prof: _main_runs(prof, prof["seeds"]),
+    "claims": lambda prof: _table_runs(prof) + _main_runs(prof, prof["seeds"]),
+}
 
 
 def plan(prof: dict, artifacts: list[str] | None = None, available: set[str] | None = None) -> list[RunSpec]:
@@ -154,8 +223,12 @@ def plan(prof: dict, artifacts: list[str] | None = None, available: set[str] | N
             raise ValueError(f"unknown artifact {art!r}; known: {sorted(ARTIFACT_NEEDS)}")
         for spec in ARTIFACT_NEEDS[art](prof):
             if available is None or spec.dataset in available:
+                parent = spec.parent(prof)
+                if parent is not None:
+                    out[parent] = None
                 out[spec] = None
-    return list(out)
+    backbones = [s for s in out if s.backbone]
+    return backbones + [s for s in out if not s.backbone]
 
 
 class RunStore:
@@ -177,6 +250,9 @@ class RunStore:
         out = self.path(h)
         if self.is_done(h):
             return out
+        parent = spec.parent(prof)
+        if parent is not None:
+            self.train(parent, prof, progress)
         lock = self.root / f"{h}.lock"
         with open(lock, "w") as f:
             fcntl.flock(f, fcntl.LOCK_EX)  # waits while another process trains this run
@@ -219,8 +295,9 @@ class RunStore:
                 failed.append(spec.label())
             bar.update(1)
 
-        with ThreadPoolExecutor(max_workers=jobs) as ex:
-            list(ex.map(one, todo))
+        with ThreadPoolExecutor(max_workers=jobs) as ex:  # backbones first: the rest start from them
+            list(ex.map(one, [s for s in todo if s.backbone]))
+            list(ex.map(one, [s for s in todo if not s.backbone]))
         bar.close()
         return failed
 
@@ -234,6 +311,7 @@ def _main(argv: list[str]) -> int:
     prof = load_profile(argv[0])
     d = json.loads(argv[1])
     d["params"] = tuple(tuple(p) for p in d.get("params", ()))
+    d["backbone"] = bool(d.get("backbone", False))
     RunStore().train(RunSpec(**d), prof, progress=True)
     return 0
 

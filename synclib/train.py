@@ -78,9 +78,13 @@ def _save(obj, path: Path) -> None:
 def _model_for(cfg: TrainConfig, num_classes: int):
     model = build_model(cfg.arch, num_classes, cfg.width, cfg.pretrained)
     if cfg.init_from:
-        state = torch.load(Path(cfg.init_from) / "model.pt", map_location="cpu", weights_only=True)
-        trunk = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        model.load_state_dict(trunk, strict=False)
+        path = Path(cfg.init_from) / "model.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: the run to start from is not finished")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        own = model.state_dict()
+        fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict(fits, strict=False)  # the classifier too, when the classes match
     return model
 
 

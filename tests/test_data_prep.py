@@ -106,7 +106,11 @@ def test_pascal_part_errors_name_the_file(voc, tmp_path):
 # ---------------------------------------------------------------- CUB-200-2011
 @pytest.fixture()
 def cub(tmp_path):
-    src = tmp_path / "CUB_200_2011"
+    return write_cub(tmp_path / "CUB_200_2011")
+
+
+def write_cub(src):
+    """A three-image CUB-200-2011 in its original layout."""
     (src / "parts").mkdir(parents=True)
     (src / "images.txt").write_text("1 001.A/a.jpg\n2 002.B/b.jpg\n3 002.B/c.jpg\n")
     (src / "classes.txt").write_text("1 001.A\n2 002.B\n")

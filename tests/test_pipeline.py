@@ -119,3 +119,30 @@ def test_paper_profile_skips_missing_data(home, monkeypatch, capsys):
     assert prof["datasets"]["voc_part"]["root"] == str(home / "nowhere/voc_part")
     assert ensure_data(prof, "voc_part") is None
     assert plan(prof, ["table1"], available=set()) == []
+
+
+def test_paper_profile_builds_what_is_present(home, tmp_path, monkeypatch, capsys):
+    """The paper profile (sizes shrunk, code paths unchanged) with only CUB converted."""
+    import yaml
+
+    from data_prep.cub200 import convert
+    from synclib.reproduce import reproduce
+    from test_data_prep import write_cub
+
+    data = tmp_path / "data"
+    convert(write_cub(tmp_path / "CUB_200_2011"), data / "cub200", size=32, progress=False)
+    monkeypatch.setenv("SYNCLIB_DATA", str(data))
+    prof = yaml.safe_load((home / "configs/paper.yaml").read_text())
+    for a in prof["archs"].values():
+        a.update(width=0.125, batch_size=2, pretrained=None)
+    prof["train"]["epochs"] = 1
+    (home / "configs/paper_tiny.yaml").write_text(yaml.safe_dump(prof))
+    assert reproduce(str(home / "configs/paper_tiny.yaml"), book=True) == 0
+    out = capsys.readouterr().out
+    assert "[skip] data set 'voc_part' not found" in out and "data_prep.pascal_part" in out
+    assert "[skip] data set 'cub200'" not in out
+    t2 = pd.read_csv(home / "results/paper/table2.csv")
+    assert set(t2["dataset"]) == {"cub200"} and len(t2) == 6
+    assert pd.read_csv(home / "results/paper/table1.csv").empty  # CUB has landmarks, not masks
+    html = (home / "build/paper/book/_build/html/getting_data.html").read_text()
+    assert "muzzle" in html and "lwing" in html  # the mapping table, rendered from the converter
