@@ -2,7 +2,7 @@
 # Both build .venv from nothing but Python 3.10+.
 PYTHON ?= python3
 PROFILE ?= quick
-JOBS ?= 1
+JOBS ?= 2
 VENV := .venv
 PY := $(VENV)/bin/python
 

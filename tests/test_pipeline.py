@@ -27,8 +27,11 @@ def home(tmp_path, monkeypatch):
 def test_plan_covers_every_dataset_arch_method(home):
     prof = load_profile("smoke")
     specs = plan(prof, ["table1", "table2"])
-    assert len(specs) == 2 * 3  # one data set x 2 archs x 3 methods, deduplicated
+    # one data set x 2 archs x 3 methods, deduplicated, after the 2 backbones they start from
+    assert len(specs) == 2 + 2 * 3 and all(s.backbone for s in specs[:2])
     assert {s.method for s in specs} == {"baseline", "ours_nosync", "ours"}
+    sens = plan(prof, ["fig7"])
+    assert len(sens) == 1 + 3 * 2 and {s.params[0][0] for s in sens[1:]} == {"lambda1", "lambda2", "eps"}
 
 
 def test_hash_changes_with_config_and_data(home):
@@ -47,11 +50,11 @@ def test_hash_changes_with_config_and_data(home):
 def test_smoke_reproduce_builds_the_book_then_trains_nothing(home, capsys):
     from synclib.reproduce import reproduce
 
-    assert reproduce("smoke") == 0
+    assert reproduce("smoke", only=["table1", "table2"]) == 0
     out = capsys.readouterr().out
-    assert "0 of 6 runs are in the store; 6 to train" in out
+    assert "0 of 8 runs are in the store; 8 to train" in out
     html = home / "build/smoke/book/_build/html"
-    for page in ("intro", "summary", "table1", "table2", "provenance"):
+    for page in ("intro", "summary", "table1", "table2", "provenance", "getting_data"):
         assert (html / f"{page}.html").is_file()
     t1 = pd.read_csv(home / "results/smoke/table1.csv")
     assert list(t1.columns) == ["dataset", "arch", "method", "interp", "stability", "purity", "diversity"]
@@ -65,8 +68,8 @@ def test_smoke_reproduce_builds_the_book_then_trains_nothing(home, capsys):
     assert set(prov["artifacts"]) == {"table1", "table2"} and all(a["ok"] for a in prov["artifacts"].values())
 
     t0 = time.perf_counter()
-    assert reproduce("smoke", book=False) == 0
-    assert "6 of 6 runs are in the store; 0 to train" in capsys.readouterr().out
+    assert reproduce("smoke", only=["table1", "table2"], book=False) == 0
+    assert "8 of 8 runs are in the store; 0 to train" in capsys.readouterr().out
     assert time.perf_counter() - t0 < 120
 
 
@@ -77,7 +80,7 @@ def test_failing_notebook_is_reported_and_others_still_run(home, capsys):
     nb["cells"].append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
                         "source": "raise RuntimeError('broken on purpose')"})
     (home / "notebooks/table2.ipynb").write_text(json.dumps(nb))
-    assert reproduce("smoke", book=False) == 1
+    assert reproduce("smoke", only=["table1", "table2"], book=False) == 1
     out = capsys.readouterr()
     assert "table1: ok" in out.out and "table2: FAILED" in out.out
     assert "broken on purpose" in (home / "build/smoke/book/table2.ipynb").read_text()
@@ -97,7 +100,7 @@ def test_two_callers_never_both_train_a_run(home, monkeypatch):
 
     monkeypatch.setattr(synclib.train, "fit", slow_fit)
     store = RunStore()
-    spec = RunSpec("partworld", "resnet18", "baseline")
+    spec = RunSpec("partworld", "resnet18", "baseline", backbone=True)  # a run with no parent
     threads = [threading.Thread(target=store.train, args=(spec, prof)) for _ in range(2)]
     for t in threads:
         t.start()
@@ -146,3 +149,16 @@ def test_paper_profile_builds_what_is_present(home, tmp_path, monkeypatch, capsy
     assert pd.read_csv(home / "results/paper/table1.csv").empty  # CUB has landmarks, not masks
     html = (home / "build/paper/book/_build/html/getting_data.html").read_text()
     assert "muzzle" in html and "lwing" in html  # the mapping table, rendered from the converter
+
+
+def test_default_params_share_the_main_run(home):
+    """A sensitivity setting equal to the default is the main run, not a second one."""
+    from synclib.runs import ensure_data
+
+    prof = load_profile("smoke")
+    ensure_data(prof, "partworld", progress=False)
+    main = RunSpec("partworld", "vgg16", "ours")
+    assert RunSpec("partworld", "vgg16", "ours", params=(("lambda1", 0.2),)).hash(prof) == main.hash(prof)
+    assert RunSpec("partworld", "vgg16", "ours", params=(("lambda1", 0.3),)).hash(prof) != main.hash(prof)
+    cfg = main.config(prof)
+    assert cfg.init_from and cfg.init_from.endswith(main.parent(prof).hash(prof))
