@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from synclib.data.format import (FormatError, atomic_write_bytes, write_manifest,
-                                 write_split_csv)
+from synclib.data.format import FormatError, atomic_write_bytes, write_manifest, write_split_csv
 
 __all__ = ["require", "PartWriter", "FormatError", "crop_box"]
 

@@ -20,8 +20,15 @@ from .metrics.landscape import loss_landscape
 from .metrics.modules import module_consistency, module_labels, module_part_alignment, part_labels
 from .metrics.pruning import taylor_pruning_curve
 from .probe import Probe, activations, mask_hits_for
-from .runs import (RunSpec, RunStore, dataset_root, ensure_data, landmark_datasets, load_profile,
-                   sensitivity_specs)
+from .runs import (
+    RunSpec,
+    RunStore,
+    dataset_root,
+    ensure_data,
+    landmark_datasets,
+    load_profile,
+    sensitivity_specs,
+)
 from .train import load_run
 
 __all__ = ["Probed", "probed", "main_dataset", "filter_examples", "mean_maps", "landmark_curves",

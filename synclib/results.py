@@ -57,9 +57,9 @@ def _eval_dataset(prof: dict, train_ds: str) -> str | None:
 
 def _evaluate(store: RunStore, h: str, prof: dict, eval_ds: str | None, train_ds: str) -> dict:
     """Accuracy on the training set's test split; mask metrics on eval_ds; cached."""
-    from .probe import activations, mask_hits_for
     from .data import PartDataset
     from .metrics.interpretability import summarize
+    from .probe import activations, mask_hits_for
     from .train import load_run
 
     d = prof["datasets"].get(eval_ds, {}) if eval_ds else {}

@@ -6,7 +6,13 @@ import torch
 
 from synclib.metrics.hits import filter_thresholds, landmark_hits, mask_hits, mask_iou
 from synclib.metrics.interpretability import (
-    diversity, interpretability, normalized_entropy, purity, stability, summarize)
+    diversity,
+    interpretability,
+    normalized_entropy,
+    purity,
+    stability,
+    summarize,
+)
 
 
 def test_filter_always_hitting_one_part():

@@ -127,10 +127,10 @@ def test_paper_profile_skips_missing_data(home, monkeypatch, capsys):
 def test_paper_profile_builds_what_is_present(home, tmp_path, monkeypatch, capsys):
     """The paper profile (sizes shrunk, code paths unchanged) with only CUB converted."""
     import yaml
+    from test_data_prep import write_cub
 
     from data_prep.cub200 import convert
     from synclib.reproduce import reproduce
-    from test_data_prep import write_cub
 
     data = tmp_path / "data"
     convert(write_cub(tmp_path / "CUB_200_2011"), data / "cub200", size=32, progress=False)
