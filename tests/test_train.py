@@ -78,3 +78,14 @@ def test_another_config_in_the_same_dir_is_refused(tiny_world, tmp_path):
     with pytest.raises(ValueError, match="another run's config"):
         fit(TrainConfig(method="ours", arch="resnet18", width=0.125, epochs=1, batch_size=48),
             tiny_world, tmp_path, progress=False)
+
+
+def test_cli_train_then_evaluate_prints_the_table_rows(tiny_world, tmp_path, capsys):
+    from synclib.cli import main
+
+    assert main(["train", "--method", "ours", "--arch", "resnet18", "--width", "0.125", "--data",
+                 str(tiny_world), "--epochs", "1", "--batch-size", "16", "--out", str(tmp_path / "run")]) == 0
+    assert main(["evaluate", str(tmp_path / "run"), "--data", str(tiny_world)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2].startswith("Table I  interp ") and "diversity" in out[-2]
+    assert out[-1].startswith("Table II accuracy ")

@@ -1,0 +1,105 @@
+"""Module metrics, Taylor pruning and loss landscapes on hand-made inputs with known answers."""
+
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from synclib.metrics.landscape import filter_normalized_direction, loss_landscape
+from synclib.metrics.modules import (filter_similarity, module_consistency, module_labels,
+                                     module_part_alignment, part_labels)
+from synclib.metrics.pruning import taylor_pruning_curve, taylor_scores
+from synclib.models import build_model
+
+
+def blocks(i_images=6, shift=False):
+    """4 filters on a 4x4 map: 0 and 1 fire top-left, 2 and 3 bottom-right (swapped if shift)."""
+    a = torch.zeros(i_images, 4, 4, 4)
+    a[:, 0, :2, :2] = a[:, 1, :2, :2] = 1.0
+    a[:, 2, 2:, 2:] = a[:, 3, 2:, 2:] = 1.0
+    if shift:
+        a[::2, 1] = 0.0
+        a[::2, 1, 2:, 2:] = 1.0  # every other image, filter 1 joins 2 and 3
+    return a
+
+
+def test_similarity_is_cosine_and_zero_maps_stay_zero():
+    a = blocks(1)
+    a[0, 3] = 0.0
+    s = filter_similarity(a)[0]
+    assert s[0, 1].item() == 1.0 and s[0, 2].item() == 0.0
+    assert s[3].abs().sum().item() == 0.0
+
+
+def test_consistent_modules_have_zero_consistency():
+    assert module_consistency(blocks(6), k=2) == 0.0
+
+
+def test_a_filter_that_switches_module_raises_consistency():
+    # filter 1 is with 0 in half the images and with 2, 3 in the other half: its three pairs
+    # with 0, 2, 3 each have std 0.5 -> mean over the 6 pairs = 3 * 0.5 / 6 = 0.25
+    assert math.isclose(module_consistency(blocks(6, shift=True), k=2), 0.25)
+
+
+def test_module_labels_and_alignment_with_parts():
+    modules = module_labels(blocks(4), k=2)
+    assert modules[0] == modules[1] != modules[2] == modules[3]
+    hits = torch.zeros(3, 4, 2, dtype=torch.bool)
+    hits[:, 0, 0] = hits[:, 1, 0] = hits[:, 2, 1] = hits[:, 3, 1] = True
+    parts, active = part_labels(hits)
+    assert parts.tolist() == [0, 0, 1, 1] and active.all()
+    al = module_part_alignment(modules, parts, active)
+    assert al == {"nmi": 1.0, "ari": 1.0, "avi": 1.0}
+    bad = module_part_alignment(np.array([0, 1, 0, 1]), parts)
+    assert bad["nmi"] == 0.0 and bad["ari"] < 0
+
+
+class LinearHead(nn.Module):
+    """Pooled linear head with fixed weights: logits = W · mean(a)."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = w
+
+    def forward(self, a):
+        return a.mean(dim=(2, 3)) @ self.w.T
+
+
+def test_taylor_scores_match_hand_computation():
+    # one example, two filters, 1x1 maps a = (2, 3); W = [[1, 0], [0, 0]], label 0
+    a = torch.tensor([[[[2.0]], [[3.0]]]])
+    head = LinearHead(torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
+    s = taylor_scores(head, a, torch.tensor([0]), torch.ones(2))
+    # dL/da0 = -(1 - softmax(2, 0)[0]) = -(1 - e^2/(e^2+1)); filter 1 has no effect on L
+    g0 = -(1 - math.exp(2) / (math.exp(2) + 1))
+    assert math.isclose(s[0].item(), 1.0) and s[1].item() == 0.0
+    assert math.isclose(taylor_scores(head, a, torch.tensor([0]), torch.ones(2))[0].item(), abs(2 * g0) / abs(2 * g0))
+
+
+def test_pruning_removes_the_useless_filter_first():
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 2, (40,), generator=g)
+    a = 0.1 * torch.rand(40, 3, 2, 2, generator=g)
+    a[:, 0] += labels.view(-1, 1, 1) * 2.0  # filter 0 votes for class 1, filter 1 for class 0
+    a[:, 1] += (1 - labels).view(-1, 1, 1) * 2.0
+    w = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])  # filter 2 is idle
+    removed, acc = taylor_pruning_curve(LinearHead(w), a, labels)
+    assert removed == [0, 1, 2, 3]
+    assert acc[0] == acc[1] == 1.0  # the idle filter goes first, at no cost
+    assert acc[3] == (labels == 0).double().mean().item()  # all gone: logits 0, argmax 0
+
+
+def test_filter_normalized_direction_and_landscape_centre():
+    torch.manual_seed(0)
+    model = build_model("resnet18", 3, width=0.125).eval()
+    w = model.interpretable_layer.weight
+    d = filter_normalized_direction(w, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(d.flatten(1).norm(dim=1), w.detach().flatten(1).norm(dim=1))
+    before = w.detach().clone()
+    x, y = torch.rand(4, 3, 64, 64), torch.tensor([0, 1, 2, 0])
+    coords, loss = loss_landscape(model, x, y, span=1.0, points=3)
+    assert torch.equal(model.interpretable_layer.weight, before)  # restored
+    with torch.no_grad():
+        centre = nn.functional.cross_entropy(model(x).logits, y).item()
+    assert coords.tolist() == [-1.0, 0.0, 1.0] and math.isclose(loss[1, 1].item(), centre, rel_tol=1e-5)
