@@ -295,5 +295,5 @@ def claims(profile: str) -> pd.DataFrame:
     if {"ours", "baseline"} <= set(ls):
         lo, lb = float(ls["ours"][1].mean()), float(ls["baseline"][1].mean())
         row(f"{arch}: ours has a lower loss landscape than the baseline (mean loss over the grid)",
-            "qualitative (Fig. 10)", f"{lo:.3f} vs {lb:.3f} (seed 0)", lo < lb)
+            "qualitative (Fig. 10)", f"{lo:.4f} vs {lb:.4f} (seed 0)", lo < lb)
     return pd.DataFrame(rows, columns=["claim", "paper", "ours", "holds"])
