@@ -98,6 +98,20 @@ def _execute(nb: str, out: Path, profile: str) -> tuple[bool, float, str]:
         return False, time.perf_counter() - t0, f"{type(e).__name__}: {str(e).strip()[-800:]}"
 
 
+def _execution_key(art: str, profile_path: str, hashes: list[str]) -> str:
+    """What an executed notebook depends on: itself, the profile, its runs and synclib's code.
+    The same key means the page in the book is still right and need not run again."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update((repo_root() / "notebooks" / f"{art}.ipynb").read_bytes())
+    h.update(Path(profile_path).read_bytes())
+    h.update(" ".join(hashes).encode())
+    for p in sorted((repo_root() / "synclib").rglob("*.py")):
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
 def _hide_injected(path: Path) -> None:
     """Keep papermill's injected-parameters cell out of the rendered page."""
     import nbformat
@@ -158,12 +172,22 @@ def reproduce(profile: str = "quick", only: list[str] | None = None, jobs: int =
     prov = {"profile": name, "commit": commit(), "train_seconds": round(train_s, 1),
             "artifacts": {}}
     failures = []
+    done_path = book_dir / ".executed.json"
+    done = json.loads(done_path.read_text()) if done_path.is_file() else {}
     for art in artifacts:
-        ok, secs, err = _execute(art, book_dir / f"{art}.ipynb", profile)
         hashes = sorted({s.hash(prof) for s in plan(prof, [art], available)})
+        key = _execution_key(art, _profile_path(profile), hashes)
+        prev = done.get(art, {})
+        if prev.get("key") == key and prev["record"]["ok"] and (book_dir / f"{art}.ipynb").is_file():
+            prov["artifacts"][art] = prev["record"]
+            print(f"{art}: unchanged, not executed again (it took {prev['record']['wall_seconds']} s)")
+            continue
+        ok, secs, err = _execute(art, book_dir / f"{art}.ipynb", profile)
         prov["artifacts"][art] = {"title": ARTIFACTS[art], "profile": name, "hashes": hashes,
                                   "commit": prov["commit"], "wall_seconds": round(secs, 1),
                                   "ok": ok, "error": err}
+        done[art] = {"key": key, "record": prov["artifacts"][art]}
+        atomic_write_text(done_path, json.dumps(done, indent=2))
         print(f"{art}: {'ok' if ok else 'FAILED'} in {secs:.1f} s" + (f" -- {err}" if err else ""))
         if not ok:
             failures.append(art)

@@ -69,7 +69,9 @@ def test_smoke_reproduce_builds_the_book_then_trains_nothing(home, capsys):
 
     t0 = time.perf_counter()
     assert reproduce("smoke", only=["table1", "table2"], book=False) == 0
-    assert "8 of 8 runs are in the store; 0 to train" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "8 of 8 runs are in the store; 0 to train" in out
+    assert "table1: unchanged, not executed again" in out  # nothing it depends on changed
     assert time.perf_counter() - t0 < 120
 
 
