@@ -88,7 +88,8 @@ def convert(src: str | Path, out: str | Path, size: int = 224, progress: bool = 
             p = require(src / "images" / images[iid][0], LAYOUT)
             crop = Image.open(p).convert("RGB").crop((int(x), int(y), int(round(x + bw)), int(round(y + bh))))
         w.add(sp, item, labels[iid][0] - 1, crop, None, lms)
-    return w.finish()
+    n_train = sum(1 for i in images if split[i][0] == 1)
+    return w.finish(expected={"train": n_train, "test": len(images) - n_train})
 
 
 def main(argv: list[str] | None = None) -> None:
