@@ -13,7 +13,7 @@ from .metrics.hits import filter_thresholds, landmark_hits, mask_hits
 from .metrics.interpretability import summarize
 from .train import pick_device
 
-__all__ = ["Probe", "activations", "probe", "mask_hits_for", "landmark_hits_for", "evaluate_run"]
+__all__ = ["Probe", "activations", "mask_hits_for", "landmark_hits_for", "evaluate_run"]
 
 
 @dataclass
@@ -71,10 +71,6 @@ def landmark_hits_for(p: Probe, dataset: PartDataset, r: float) -> torch.Tensor:
         raise ValueError(f"{dataset.root} has no landmarks")
     lm = torch.stack([torch.tensor(row["landmarks"], dtype=torch.float32) for row in dataset.rows])
     return landmark_hits(p.a, lm, r)
-
-
-def probe(model, dataset, **kw) -> Probe:
-    return activations(model, dataset, **kw)
 
 
 def evaluate_run(run_dir, data, split: str = "test", top: float = 0.3, phi: float = 0.2,

@@ -16,7 +16,7 @@ import pandas as pd
 
 from .data.format import atomic_write_text
 from .paper_values import TABLE1, TABLE2
-from .runs import RunSpec, RunStore, dataset_root, ensure_data, load_profile, plan, repo_root
+from .runs import RunStore, dataset_root, ensure_data, load_profile, plan, repo_root
 
 __all__ = ["table1", "table2", "run_rows", "results_dir", "write_csv", "commit", "with_paper",
            "gain"]
@@ -158,7 +158,3 @@ def gain(df: pd.DataFrame, metric: str, arch: str, dataset: str | None = None,
     if method not in sel.index or reference not in sel.index:
         return None
     return float(sel.loc[method, metric] - sel.loc[reference, metric])
-
-
-def spec_of(row) -> RunSpec:  # pragma: no cover - convenience for notebooks
-    return RunSpec(row["dataset"], row["arch"], row["method"], int(row.get("seed", 0)))

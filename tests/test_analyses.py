@@ -7,8 +7,7 @@ import torch
 import torch.nn as nn
 
 from synclib.metrics.landscape import filter_normalized_direction, loss_landscape
-from synclib.metrics.modules import (filter_similarity, module_consistency, module_labels,
-                                     module_part_alignment, part_labels)
+from synclib.metrics.modules import filter_similarity, module_consistency, module_labels, module_part_alignment, part_labels
 from synclib.metrics.pruning import taylor_pruning_curve, taylor_scores
 from synclib.models import build_model
 
@@ -67,14 +66,16 @@ class LinearHead(nn.Module):
 
 
 def test_taylor_scores_match_hand_computation():
-    # one example, two filters, 1x1 maps a = (2, 3); W = [[1, 0], [0, 0]], label 0
+    # one example, 1x1 maps a = (2, 3), label 0, W = [[1, 1], [0, 0]]: both filters feed logit 0
+    # with dL/da_f = -(1 - p0) for both, so |a_f dL/da_f| ∝ (2, 3) -> normalized (2, 3) / √13
     a = torch.tensor([[[[2.0]], [[3.0]]]])
-    head = LinearHead(torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
+    head = LinearHead(torch.tensor([[1.0, 1.0], [0.0, 0.0]]))
     s = taylor_scores(head, a, torch.tensor([0]), torch.ones(2))
-    # dL/da0 = -(1 - softmax(2, 0)[0]) = -(1 - e^2/(e^2+1)); filter 1 has no effect on L
-    g0 = -(1 - math.exp(2) / (math.exp(2) + 1))
-    assert math.isclose(s[0].item(), 1.0) and s[1].item() == 0.0
-    assert math.isclose(taylor_scores(head, a, torch.tensor([0]), torch.ones(2))[0].item(), abs(2 * g0) / abs(2 * g0))
+    torch.testing.assert_close(s, torch.tensor([2.0, 3.0]) / math.sqrt(13))
+    # a filter with no path to the loss scores 0
+    idle = LinearHead(torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
+    s = taylor_scores(idle, a, torch.tensor([0]), torch.ones(2))
+    assert s.tolist() == [1.0, 0.0]
 
 
 def test_pruning_removes_the_useless_filter_first():
