@@ -6,20 +6,32 @@ import argparse
 import json
 import sys
 
+import yaml
+
 __all__ = ["main"]
 
 
 def _parse_params(items: list[str]) -> dict:
+    """NAME=VALUE pairs; each value keeps its type as YAML reads it (2 is an int, 0.2 a float)."""
     out = {}
     for it in items or []:
         if "=" not in it:
             raise SystemExit(f"--param takes NAME=VALUE, got {it!r}")
         k, v = it.split("=", 1)
-        out[k] = float(v)
+        out[k] = yaml.safe_load(v)
     return out
 
 
 def cmd_train(args) -> int:
+    if args.job:
+        from .store import train_job
+
+        out = train_job(args.job, device=args.device)
+        print(f"run written to {out}")
+        return 0
+    if not (args.data and args.out):
+        raise SystemExit("synclib train: give a job file (synclib train runs/<hash>/job.json) "
+                         "or --data DIR and --out DIR")
     from .train import TrainConfig, fit
 
     bs = args.batch_size or (64 if args.arch.startswith("resnet") else 32)
@@ -32,10 +44,11 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .probe import evaluate_run
+    from .data import PartDataset
+    from .evaluate import evaluate_run
 
-    row = evaluate_run(args.run, args.data, split=args.split, top=args.top, phi=args.phi,
-                       device=args.device, progress=True)
+    ds = PartDataset(args.data, args.split)
+    row = evaluate_run(args.run, ds, ds, top=args.top, phi=args.phi, device=args.device, progress=True)
     if args.json:
         print(json.dumps(row))
         return 0
@@ -54,12 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="synclib", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
 
-    t = sub.add_parser("train", help="train one method on a part dataset")
+    t = sub.add_parser("train", help="train one run: a job file of the run store, or a method on a part dataset")
+    t.add_argument("job", nargs="?", help="runs/<hash>/job.json written by `synclib reproduce` (no other option needed)")
     t.add_argument("--method", default="ours")
     t.add_argument("--arch", default="vgg16")
-    t.add_argument("--data", required=True, help="a part dataset folder")
+    t.add_argument("--data", help="a part dataset folder")
     t.add_argument("--epochs", type=int, default=100)
-    t.add_argument("--out", required=True, help="the run folder (resumes if it exists)")
+    t.add_argument("--out", help="the run folder (resumes if it exists)")
     t.add_argument("--width", type=float, default=1.0)
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--lr", type=float, default=0.01)

@@ -11,7 +11,7 @@ small; any input size works. ImageNet weights come from a local torchvision chec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -30,6 +30,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class ModelOutput:
     logits: torch.Tensor  # (B, C)
     a: torch.Tensor  # (B, N, H, W) activations of the interpretable layer
+    extras: dict = field(default_factory=dict)  # what a method's forward adds for its loss (gates, routes)
 
 
 def _ch(c: int, width: float) -> int:
@@ -37,11 +38,19 @@ def _ch(c: int, width: float) -> int:
 
 
 class _Backbone(nn.Module):
-    """Shared parts: input normalization, the pooled linear head, the interpretable layer."""
+    """Shared parts: input normalization, the pooled linear head, the interpretable layer.
+
+    Where a method may change the network: `interpretable_layer_name` names the conv whose
+    ReLU'd output is `a` (a method may replace it, or the batch norm before it, with
+    `set_submodule`); `adapter` (identity by default) runs on the trunk's output and its
+    result is `a`, so a method that adds a layer after the interpretable one (ICNN's
+    masks) makes that layer the interpretable one.
+    """
 
     n_filters: int
 
     def _init_head(self, num_classes: int) -> None:
+        self.adapter: nn.Module = nn.Identity()
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.fc = nn.Linear(self.n_filters, num_classes)
@@ -55,12 +64,16 @@ class _Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         """x: (B, 3, S, S) images in [0, 1]."""
-        a = self.trunk((x - self.mean) / self.std)  # (B, N, H, W)
+        a = self.adapter(self.trunk((x - self.mean) / self.std))  # (B, N, H, W)
         return ModelOutput(self.head(a), a)
 
     @property
-    def interpretable_layer(self) -> nn.Module:  # pragma: no cover - abstract
+    def interpretable_layer_name(self) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    @property
+    def interpretable_layer(self) -> nn.Module:
+        return self.get_submodule(self.interpretable_layer_name)
 
 
 class VGG16(_Backbone):
@@ -85,8 +98,9 @@ class VGG16(_Backbone):
         return self.features(x)
 
     @property
-    def interpretable_layer(self) -> nn.Conv2d:
-        return [m for m in self.features if isinstance(m, nn.Conv2d)][-1]
+    def interpretable_layer_name(self) -> str:
+        last = [i for i, m in enumerate(self.features) if isinstance(m, nn.Conv2d)][-1]
+        return f"features.{last}"
 
 
 class ResNet18(_Backbone):
@@ -131,8 +145,8 @@ class ResNet18(_Backbone):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
     @property
-    def interpretable_layer(self) -> nn.Conv2d:
-        return self.layer4[-1].conv2
+    def interpretable_layer_name(self) -> str:
+        return f"layer4.{len(self.layer4) - 1}.conv2"
 
 
 class VGG16BN(VGG16):

@@ -10,10 +10,9 @@ from tqdm import tqdm
 
 from .data import PartDataset, collate
 from .metrics.hits import filter_thresholds, landmark_hits, mask_hits
-from .metrics.interpretability import summarize
 from .train import pick_device
 
-__all__ = ["Probe", "activations", "mask_hits_for", "landmark_hits_for", "evaluate_run"]
+__all__ = ["Probe", "activations", "mask_hits_for", "landmark_hits_for"]
 
 
 @dataclass
@@ -71,17 +70,3 @@ def landmark_hits_for(p: Probe, dataset: PartDataset, r: float) -> torch.Tensor:
         raise ValueError(f"{dataset.root} has no landmarks")
     lm = torch.stack([torch.tensor(row["landmarks"], dtype=torch.float32) for row in dataset.rows])
     return landmark_hits(p.a, lm, r)
-
-
-def evaluate_run(run_dir, data, split: str = "test", top: float = 0.3, phi: float = 0.2,
-                 device=None, progress: bool = False) -> dict:
-    """A run's Table I row (mask protocol) and Table II accuracy on `data`'s `split`."""
-    from .train import load_run
-
-    model, cfg, _ = load_run(run_dir, device)
-    ds = PartDataset(data, split)
-    p = activations(model, ds, device=device, progress=progress)
-    row = {"accuracy": p.accuracy}
-    if ds.has_masks:
-        row.update(summarize(mask_hits_for(p, ds, top, phi)))
-    return row

@@ -10,6 +10,7 @@ command exits non-zero.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -20,31 +21,16 @@ from pathlib import Path
 import yaml
 
 from .data.format import atomic_write_text
-from .results import commit, results_dir
-from .runs import RunStore, ensure_data, load_profile, plan, repo_root
+from .executors import LocalExecutor
+from .profile import repo_root
+from .provenance import commit
+from .store import RunStore
+from .study import ARTIFACTS, Study
 
-__all__ = ["reproduce", "build_book", "ARTIFACTS"]
+__all__ = ["reproduce", "build_book", "REFERENCE_PAGES"]
 
-# artifact -> (page title, notebook)
-ARTIFACTS = {
-    "table1": "Table I: interpretability metrics",
-    "table2": "Table II: classification accuracy",
-    "fig4": "Figure 4: activation maps of single filters",
-    "fig5": "Figure 5: average feature maps",
-    "fig6": "Figure 6: metric-pair curves on landmarks",
-    "fig7": "Figure 7: parameter sensitivity",
-    "fig8": "Figure 8: average maps under each setting",
-    "fig9": "Figure 9: redundancy by pruning",
-    "fig10": "Figure 10: loss landscapes",
-    "table3": "Table III: module consistency",
-    "table4": "Table IV: modules and semantic parts",
-    "claims": "Claims: what holds on this profile",
-}
-
-
-def _profile_path(profile: str) -> str:
-    p = Path(profile)
-    return str(p.resolve()) if p.suffix else str(repo_root() / "configs" / f"{profile}.yaml")
+# pages of the book's Reference part that are notebooks too (they need no run)
+REFERENCE_PAGES = {"getting_data": "Getting the data"}
 
 
 def _prepare_book(profile: str, artifacts: list[str]) -> Path:
@@ -60,37 +46,22 @@ def _prepare_book(profile: str, artifacts: list[str]) -> Path:
     (dst / "summary.md").write_text((src / "fragments" / "summary_head.md").read_text()
                                     .replace("{profile}", profile) + "\n\n" + summary + "\n")
     shutil.copytree(src / "_mathjax", dst / "_mathjax", dirs_exist_ok=True)
-    gd = src / "getting_data.md"
-    if gd.is_file():
-        (dst / "getting_data.md").write_text(gd.read_text().replace("{pascal_part_mapping}", _part_map_table()))
     chapters = [{"file": "summary"}] + [{"file": a} for a in artifacts]
     chapters += [{"file": "provenance"}]
-    extra = [{"file": p} for p in ("getting_data",) if (src / f"{p}.md").is_file()]
     toc = {"format": "jb-book", "root": "intro",
-           "parts": [{"caption": "Results", "chapters": chapters}]
-           + ([{"caption": "Reference", "chapters": extra}] if extra else [])}
+           "parts": [{"caption": "Results", "chapters": chapters},
+                     {"caption": "Reference", "chapters": [{"file": p} for p in REFERENCE_PAGES]}]}
     (dst / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
     return dst
 
 
-def _part_map_table() -> str:
-    """The PASCAL-Part coarse-part table, rendered from the converter's own mapping."""
-    from data_prep.pascal_part import PART_MAP
-
-    lines = ["| coarse part | fine PASCAL-Part parts |", "|---|---|"]
-    for part, fine in PART_MAP.items():
-        names = ", ".join(f"{n[5:]} (*bird*)" if n.startswith("bird:") else n for n in fine)
-        lines.append(f"| {part} | {names} |")
-    return "\n".join(lines)
-
-
-def _execute(nb: str, out: Path, profile: str) -> tuple[bool, float, str]:
+def _execute(nb: str, out: Path, parameters: dict) -> tuple[bool, float, str]:
     import papermill as pm
 
     t0 = time.perf_counter()
     try:
         pm.execute_notebook(str(repo_root() / "notebooks" / f"{nb}.ipynb"), str(out),
-                            parameters={"profile": profile}, cwd=str(repo_root()),
+                            parameters=parameters, cwd=str(repo_root()),
                             progress_bar=False, kernel_name="python3")
         _hide_injected(out)
         return True, time.perf_counter() - t0, ""
@@ -98,14 +69,12 @@ def _execute(nb: str, out: Path, profile: str) -> tuple[bool, float, str]:
         return False, time.perf_counter() - t0, f"{type(e).__name__}: {str(e).strip()[-800:]}"
 
 
-def _execution_key(art: str, profile_path: str, hashes: list[str]) -> str:
-    """What an executed notebook depends on: itself, the profile, its runs and synclib's code.
+def _execution_key(art: str, study: Study, hashes: list[str]) -> str:
+    """What an executed notebook depends on: itself, the study, its runs and synclib's code.
     The same key means the page in the book is still right and need not run again."""
-    import hashlib
-
     h = hashlib.sha256()
     h.update((repo_root() / "notebooks" / f"{art}.ipynb").read_bytes())
-    h.update(Path(profile_path).read_bytes())
+    h.update(json.dumps(study.to_dict(), sort_keys=True).encode())
     h.update(" ".join(hashes).encode())
     for p in sorted((repo_root() / "synclib").rglob("*.py")):
         h.update(p.read_bytes())
@@ -136,63 +105,62 @@ def build_book(book_dir: Path) -> bool:
 
 
 def reproduce(profile: str = "quick", only: list[str] | None = None, jobs: int = 1,
-              book: bool = True) -> int:
+              book: bool = True, executor=None) -> int:
     """Regenerate the artifacts of a profile. Returns the process exit code."""
     t_start = time.perf_counter()
-    prof = load_profile(profile)
-    name = prof["profile"]
-    artifacts = list(only or prof.get("artifacts", list(ARTIFACTS)))
-    unknown = [a for a in artifacts if a not in ARTIFACTS]
+    study = Study.plan(profile, progress=True)
+    name = study.name
+    unknown = [a for a in only or [] if a not in ARTIFACTS]
     if unknown:
-        print(f"unknown artifacts {unknown}; known: {sorted(ARTIFACTS)}", file=sys.stderr)
+        print(f"unknown artifacts {unknown}; known: {list(ARTIFACTS)}", file=sys.stderr)
         return 2
-    available = set()
-    for ds in prof["datasets"]:
-        if ensure_data(prof, ds):
-            available.add(ds)
-        else:
-            root = prof["datasets"][ds]["root"]
-            conv = prof["datasets"][ds].get("converter", "<converter>")
-            print(f"[skip] data set {ds!r} not found at {root}: convert it with "
-                  f"`python -m data_prep.{conv} --src ORIGINAL --out {root}` "
-                  "(see the book's 'Getting the data' page); artifacts that need it are built without it")
-    store = RunStore()
-    for art in list(artifacts):
-        if art not in ("table1", "table2", "claims") and not plan(prof, [art], available):
+    for ds in study.missing_datasets:
+        conv = ds.spec.get("converter", "<converter>")
+        print(f"[skip] data set {ds.name!r} not found at {ds.spec['root']}: convert it with "
+              f"`python -m data_prep.{conv} --src ORIGINAL --out {ds.spec['root']}` "
+              "(see the book's 'Getting the data' page); artifacts that need it are built without it")
+    wanted = list(only or study.profile.get("artifacts", list(ARTIFACTS)))
+    artifacts = [a for a in wanted if a in study.artifacts]
+    for art in wanted:
+        if art not in artifacts:
             print(f"[skip] {art}: the data sets it needs are missing")
-            artifacts.remove(art)
-    specs = plan(prof, artifacts, available)
+    book_dir = _prepare_book(name, artifacts)
+    study_path = study.save(book_dir / "study.json")  # what the notebooks read: no YAML, no manifest
+    store = RunStore()
+    runs = study.runs_for(*artifacts)
     t0 = time.perf_counter()
-    failed_runs = store.train_all(specs, prof, _profile_path(profile), jobs=jobs)
+    failed_runs = (executor or LocalExecutor(jobs)).run(study, runs, store)
     train_s = time.perf_counter() - t0
-    print(f"{len(specs)} runs planned, trained in {train_s:.0f} s"
+    print(f"{len(runs)} runs planned, trained in {train_s:.0f} s"
           + (f"; FAILED: {failed_runs}" if failed_runs else ""))
 
-    book_dir = _prepare_book(name, artifacts)
-    prov = {"profile": name, "commit": commit(), "train_seconds": round(train_s, 1),
-            "artifacts": {}}
+    params = {"profile": name, "study_file": str(study_path)}
+    prov = {"profile": name, "commit": commit(), "train_seconds": round(train_s, 1), "artifacts": {}}
     failures = []
     done_path = book_dir / ".executed.json"
     done = json.loads(done_path.read_text()) if done_path.is_file() else {}
-    for art in artifacts:
-        hashes = sorted({s.hash(prof) for s in plan(prof, [art], available)})
-        key = _execution_key(art, _profile_path(profile), hashes)
+    for art in artifacts + list(REFERENCE_PAGES):
+        hashes = sorted({r.hash for r in study.runs_for(art)}) if art in ARTIFACTS else []
+        title = ARTIFACTS[art].title if art in ARTIFACTS else REFERENCE_PAGES[art]
+        key = _execution_key(art, study, hashes)
         prev = done.get(art, {})
         if prev.get("key") == key and prev["record"]["ok"] and (book_dir / f"{art}.ipynb").is_file():
-            prov["artifacts"][art] = prev["record"]
+            if art in ARTIFACTS:
+                prov["artifacts"][art] = prev["record"]
             print(f"{art}: unchanged, not executed again (it took {prev['record']['wall_seconds']} s)")
             continue
-        ok, secs, err = _execute(art, book_dir / f"{art}.ipynb", profile)
-        prov["artifacts"][art] = {"title": ARTIFACTS[art], "profile": name, "hashes": hashes,
-                                  "commit": prov["commit"], "wall_seconds": round(secs, 1),
-                                  "ok": ok, "error": err}
-        done[art] = {"key": key, "record": prov["artifacts"][art]}
+        ok, secs, err = _execute(art, book_dir / f"{art}.ipynb", params)
+        record = {"title": title, "profile": name, "hashes": hashes, "commit": prov["commit"],
+                  "wall_seconds": round(secs, 1), "ok": ok, "error": err}
+        if art in ARTIFACTS:
+            prov["artifacts"][art] = record
+        done[art] = {"key": key, "record": record}
         atomic_write_text(done_path, json.dumps(done, indent=2))
         print(f"{art}: {'ok' if ok else 'FAILED'} in {secs:.1f} s" + (f" -- {err}" if err else ""))
         if not ok:
             failures.append(art)
-    atomic_write_text(results_dir(name) / "provenance.json", json.dumps(prov, indent=2))
-    ok, secs, err = _execute("provenance", book_dir / "provenance.ipynb", profile)
+    atomic_write_text(study.results_dir / "provenance.json", json.dumps(prov, indent=2))
+    ok, secs, err = _execute("provenance", book_dir / "provenance.ipynb", params)
     if not ok:
         failures.append(f"provenance ({err})")
     if book:

@@ -12,6 +12,7 @@ RUN_DIR/ config.json, checkpoint.pt (latest epoch), model.pt (final weights), hi
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import time
@@ -27,7 +28,7 @@ from .data.format import atomic_write_bytes, atomic_write_text, read_manifest
 from .methods import get_method
 from .models import build_model
 
-__all__ = ["TrainConfig", "fit", "load_run", "evaluate_accuracy", "pick_device"]
+__all__ = ["TrainConfig", "TrainData", "fit", "load_run", "evaluate_accuracy", "pick_device"]
 
 
 @dataclass
@@ -102,20 +103,63 @@ def evaluate_accuracy(model, dataset, batch_size: int = 64, device=None) -> floa
     return correct / len(dataset)
 
 
+@dataclass
+class TrainData:
+    """What a method's hooks get to see of the training: the training split, the run's seed,
+    the batch size, the device, and this process's rank among `world_size` (1 on one device).
+
+    A method that needs randomness draws it from `generator(...)`, seeded by the run's seed and
+    the numbers it passes (epoch, step): nothing random has to survive a resume.
+    """
+
+    dataset: PartDataset
+    seed: int
+    batch_size: int
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+
+    def generator(self, *salt: int) -> torch.Generator:
+        digest = hashlib.sha256(repr((self.seed, *salt)).encode()).digest()
+        return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+
+    def epoch_batches(self, epoch: int) -> tuple[list[list[int]], torch.Tensor]:
+        """This rank's batches of an epoch (lists of indices) and every image's flip (n,) bool.
+
+        One permutation and one coin per image, from a generator seeded by (seed, epoch); a
+        global batch of `batch_size` is split across ranks by stride.
+        """
+        n = len(self.dataset)
+        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        order = torch.randperm(n, generator=g)
+        flips = torch.rand(n, generator=g) < 0.5
+        batches = [order[s:s + self.batch_size][self.rank::self.world_size].tolist()
+                   for s in range(0, n, self.batch_size)]
+        return [b for b in batches if b], flips
+
+
 def fit(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | None = None,
-        progress: bool = True, on_epoch_end: Callable[[int, dict], None] | None = None) -> dict:
+        progress: bool = True, on_epoch_end: Callable[[int, dict], None] | None = None,
+        manifest: dict | None = None) -> dict:
     """Train `cfg` on the part dataset at `data` (train split), write the run to `out`.
 
     Resumes from `out/checkpoint.pt` when it exists with the same config. Returns the history:
     {"epochs": [{epoch, lr, loss terms..., train_acc, test_acc, seconds}], "test_acc": float}.
     on_epoch_end(epoch, record) is called after each epoch's checkpoint is written.
+    `manifest`: the data set's manifest when the caller has read it (a job carries it).
+
+    The method (`synclib.methods`) takes part through its hooks: `prepare(model, data)` once,
+    `param_groups(model)` for the optimizer, `on_epoch_start(model, epoch, data)`,
+    `forward(model, x, y)` and `losses(out, y, model)` each step, `after_step(model, step)`
+    after each optimizer step. Its state lives in the model's buffers, so the checkpoint
+    carries it.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     dev = pick_device(device)
-    manifest = read_manifest(data)
-    train_set = PartDataset(data, "train", cache=True)
-    test_set = PartDataset(data, "test", cache=True) if "test" in manifest["splits"] else None
+    manifest = manifest if manifest is not None else read_manifest(data)
+    train_set = PartDataset(data, "train", cache=True, manifest=manifest)
+    test_set = PartDataset(data, "test", cache=True, manifest=manifest) if "test" in manifest["splits"] else None
     config = {"train": cfg.to_dict(), "data": str(data),
               "fingerprint": manifest.get("fingerprints", {}).get("train")}
     cfg_path = out / "config.json"
@@ -124,11 +168,12 @@ def fit(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | No
     atomic_write_text(cfg_path, json.dumps(config, indent=2))
 
     torch.manual_seed(cfg.seed)
+    tdata = TrainData(train_set, cfg.seed, cfg.batch_size, dev)
     method = get_method(cfg.method, cfg.arch, **cfg.method_params)
-    model = method.prepare(_model_for(cfg, len(train_set.classes))).to(dev)
+    model = method.prepare(_model_for(cfg, len(train_set.classes)), tdata).to(dev)
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+    opt = torch.optim.SGD(method.param_groups(model), lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)
     milestones = sorted({max(1, round(f * cfg.epochs)) for f in cfg.milestones})
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=0.1)
@@ -143,32 +188,29 @@ def fit(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | No
         history = json.loads(state["history"])
         start = state["epoch"]
 
-    n = len(train_set)
+    steps_per_epoch = -(-len(train_set) // cfg.batch_size)
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
-        g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        order = torch.randperm(n, generator=g)
-        flips = torch.rand(n, generator=g) < 0.5
-        method.on_epoch_start(model, epoch)
+        batches, flips = tdata.epoch_batches(epoch)
+        method.on_epoch_start(model, epoch, tdata)
         model.train()
         sums: dict[str, float] = {}
         correct, seen = 0, 0
-        steps = range(0, n, cfg.batch_size)
-        bar = tqdm(steps, desc=f"{cfg.method}/{cfg.arch} epoch {epoch + 1}/{cfg.epochs}",
+        loader = torch.utils.data.DataLoader(train_set, batch_sampler=batches, collate_fn=collate,
+                                             generator=torch.Generator())  # leaves the global RNG alone
+        bar = tqdm(loader, desc=f"{cfg.method}/{cfg.arch} epoch {epoch + 1}/{cfg.epochs}",
                    disable=not progress, leave=False, unit="batch")
-        for s in bar:
-            idx = order[s:s + cfg.batch_size]
-            batch = collate([train_set[int(i)] for i in idx])
+        for i, batch in enumerate(bar):
             x, y = batch["image"], batch["label"]
             if cfg.flip:
-                f = flips[idx]
+                f = flips[batch["index"]]
                 x = torch.where(f.view(-1, 1, 1, 1), x.flip(-1), x)
             x, y = x.to(dev), y.to(dev)
             if dev.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-                out_ = model(x)
-            terms = method.losses(out_, y)
+                out_ = method.forward(model, x, y)
+            terms = method.losses(out_, y, model)
             loss = sum(terms.values())
             if not torch.isfinite(loss):
                 raise FloatingPointError(
@@ -178,10 +220,11 @@ def fit(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | No
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            method.after_step(model, epoch * steps_per_epoch + i)
             for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v.item() * len(idx)
+                sums[k] = sums.get(k, 0.0) + v.item() * len(y)
             correct += (out_.logits.argmax(1) == y).sum().item()
-            seen += len(idx)
+            seen += len(y)
             bar.set_postfix(loss=f"{loss.item():.3f}")
         record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
         record.update({k: v / seen for k, v in sums.items()})
@@ -222,6 +265,6 @@ def load_run(run_dir: str | Path, device: str | None = None):
     state = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
     num_classes = state["fc.weight"].shape[0]
     model = get_method(cfg.method, cfg.arch, **cfg.method_params).prepare(
-        build_model(cfg.arch, num_classes, cfg.width))
+        build_model(cfg.arch, num_classes, cfg.width), None)
     model.load_state_dict(state)
     return model.eval().to(pick_device(device)), cfg, num_classes

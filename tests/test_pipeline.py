@@ -1,4 +1,4 @@
-"""The reproduction pipeline: the smoke book builds, a second run trains nothing, the lock."""
+"""The reproduction pipeline: the study, the smoke book, a second run trains nothing, the lock."""
 
 import json
 import shutil
@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 
 import synclib.train
-from synclib.runs import RunSpec, RunStore, load_profile, plan
+from synclib.profile import load_profile
+from synclib.store import RunStore, train_job
+from synclib.study import Study
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,26 +27,55 @@ def home(tmp_path, monkeypatch):
 
 
 def test_plan_covers_every_dataset_arch_method(home):
-    prof = load_profile("smoke")
-    specs = plan(prof, ["table1", "table2"])
+    study = Study.plan("smoke")
+    runs = study.runs_for("table1", "table2")
     # one data set x 2 archs x 3 methods, deduplicated, after the 2 backbones they start from
-    assert len(specs) == 2 + 2 * 3 and all(s.backbone for s in specs[:2])
-    assert {s.method for s in specs} == {"baseline", "ours_nosync", "ours"}
-    sens = plan(prof, ["fig7"])
-    assert len(sens) == 1 + 3 * 2 and {s.params[0][0] for s in sens[1:]} == {"lambda1", "lambda2", "eps"}
+    assert len(runs) == 2 + 2 * 3 and all(r.backbone for r in runs[:2])
+    assert {r.method for r in runs} == {"baseline", "ours_nosync", "ours"}
+    assert all(r.parent in {b.hash for b in runs[:2]} for r in runs[2:])
+    sens = study.runs_for("fig7")
+    assert len(sens) == 1 + 3 * 2 and {r.params[0][0] for r in sens[1:]} == {"lambda1", "lambda2", "eps"}
 
 
 def test_hash_changes_with_config_and_data(home):
-    from synclib.runs import ensure_data
+    study = Study.plan("smoke")
+    a = study.find("partworld", "vgg16", "ours")
+    assert a.hash == Study.plan("smoke").find("partworld", "vgg16", "ours").hash  # replanned: the same
+    assert a.hash != study.find("partworld", "vgg16", "ours", params=(("lambda2", 0.3),)).hash
+    prof = (home / "configs/smoke.yaml").read_text().replace("epochs: 1}", "epochs: 2}")
+    (home / "configs/smoke2.yaml").write_text(prof)
+    assert a.hash != Study.plan(home / "configs/smoke2.yaml").find("partworld", "vgg16", "ours").hash
 
-    prof = load_profile("smoke")
-    ensure_data(prof, "partworld", progress=False)
-    a = RunSpec("partworld", "vgg16", "ours")
-    assert a.hash(prof) == RunSpec("partworld", "vgg16", "ours").hash(prof)
-    assert a.hash(prof) != RunSpec("partworld", "vgg16", "ours", params=(("lambda2", 0.3),)).hash(prof)
-    prof2 = load_profile("smoke")
-    prof2["train"]["epochs"] = 2
-    assert a.hash(prof) != a.hash(prof2)
+
+def test_a_saved_study_is_the_same_study(home, tmp_path):
+    study = Study.plan("smoke")
+    again = Study.load(study.save(tmp_path / "study.json"))
+    assert [r.to_dict() for r in again.runs_for(*again.artifacts)] == [r.to_dict() for r in study.runs_for(*study.artifacts)]
+    assert again.find("partworld", "resnet18", "ours", 0) == study.find("partworld", "resnet18", "ours", 0)
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"bad.json is not a saved study"):
+        Study.load(tmp_path / "bad.json")
+
+
+def test_method_params_keep_their_types(home):
+    run = Study.plan("smoke").find("partworld", "vgg16", "ours", params=(("lambda2", 3),))
+    assert run.config.method_params == {"lambda2": 3} and isinstance(run.config.method_params["lambda2"], int)
+
+
+def test_reproduce_reads_the_profile_and_each_manifest_once(home, tmp_path, monkeypatch, capsys):
+    """`synclib reproduce --profile smoke`, training subprocesses and notebook kernels included."""
+    from synclib.reproduce import reproduce
+
+    log = tmp_path / "io.log"
+    monkeypatch.setenv("SYNCLIB_IO_LOG", str(log))
+    Study.plan("smoke")  # the data exist before, as on any second build
+    log.unlink()
+    assert reproduce("smoke", only=["table1", "fig9"], book=False) == 0
+    reads = [line.split("\t") for line in log.read_text().splitlines()]
+    assert [k for k, _ in reads].count("profile") == 1, reads
+    manifests = [p for k, p in reads if k == "manifest"]
+    assert manifests == [str(home / "data/partworld-smoke/manifest.json")], reads  # one data set, one read
+    assert "trained" in capsys.readouterr().out
 
 
 def test_smoke_reproduce_builds_the_book_then_trains_nothing(home, capsys):
@@ -66,13 +97,13 @@ def test_smoke_reproduce_builds_the_book_then_trains_nothing(home, capsys):
     assert f"{gain['vgg16', 'ours'] - gain['vgg16', 'baseline']:+.3f}" in summary  # glued, not typed
     prov = json.loads((home / "results/smoke/provenance.json").read_text())
     assert set(prov["artifacts"]) == {"table1", "table2"} and all(a["ok"] for a in prov["artifacts"].values())
+    for h in prov["artifacts"]["table1"]["hashes"]:  # every run has the job it was trained from
+        assert json.loads((home / "runs" / h / "job.json").read_text())["hash"] == h
 
-    t0 = time.perf_counter()
     assert reproduce("smoke", only=["table1", "table2"], book=False) == 0
     out = capsys.readouterr().out
     assert "8 of 8 runs are in the store; 0 to train" in out
     assert "table1: unchanged, not executed again" in out  # nothing it depends on changed
-    assert time.perf_counter() - t0 < 120
 
 
 def test_failing_notebook_is_reported_and_others_still_run(home, capsys):
@@ -89,10 +120,7 @@ def test_failing_notebook_is_reported_and_others_still_run(home, capsys):
 
 
 def test_two_callers_never_both_train_a_run(home, monkeypatch):
-    from synclib.runs import ensure_data
-
-    prof = load_profile("smoke")
-    ensure_data(prof, "partworld", progress=False)
+    study = Study.plan("smoke")
     calls = []
 
     def slow_fit(cfg, data, out, **kw):
@@ -102,13 +130,22 @@ def test_two_callers_never_both_train_a_run(home, monkeypatch):
 
     monkeypatch.setattr(synclib.train, "fit", slow_fit)
     store = RunStore()
-    spec = RunSpec("partworld", "resnet18", "baseline", backbone=True)  # a run with no parent
-    threads = [threading.Thread(target=store.train, args=(spec, prof)) for _ in range(2)]
+    run = study.find("partworld", "resnet18", "baseline", backbone=True)  # a run with no parent
+    job = store.write_job(run)
+    threads = [threading.Thread(target=train_job, args=(job,), kwargs={"progress": False}) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(calls) == 1 and store.is_done(spec.hash(prof))
+    assert len(calls) == 1 and store.is_done(run.hash)
+
+
+def test_a_job_names_its_parent_folder_and_reads_no_profile(home):
+    study = Study.plan("smoke")
+    run = study.find("partworld", "vgg16", "ours")
+    job = RunStore().job(run)
+    assert job["config"]["init_from"] == str(home / "runs" / run.parent)
+    assert run.train["init_from"] == run.parent and job["hash"] == run.hash
 
 
 def test_unknown_profile_is_a_clear_error(home):
@@ -117,13 +154,11 @@ def test_unknown_profile_is_a_clear_error(home):
 
 
 def test_paper_profile_skips_missing_data(home, monkeypatch, capsys):
-    from synclib.runs import ensure_data
-
     monkeypatch.setenv("SYNCLIB_DATA", str(home / "nowhere"))
-    prof = load_profile("paper")
-    assert prof["datasets"]["voc_part"]["root"] == str(home / "nowhere/voc_part")
-    assert ensure_data(prof, "voc_part") is None
-    assert plan(prof, ["table1"], available=set()) == []
+    study = Study.plan("paper")
+    assert study.datasets["voc_part"].root == str(home / "nowhere/voc_part")
+    assert not study.datasets["voc_part"].present
+    assert study.runs_for("table1") == [] and study.artifacts == ["table1", "table2", "claims"]
 
 
 def test_paper_profile_builds_what_is_present(home, tmp_path, monkeypatch, capsys):
@@ -155,12 +190,8 @@ def test_paper_profile_builds_what_is_present(home, tmp_path, monkeypatch, capsy
 
 def test_default_params_share_the_main_run(home):
     """A sensitivity setting equal to the default is the main run, not a second one."""
-    from synclib.runs import ensure_data
-
-    prof = load_profile("smoke")
-    ensure_data(prof, "partworld", progress=False)
-    main = RunSpec("partworld", "vgg16", "ours")
-    assert RunSpec("partworld", "vgg16", "ours", params=(("lambda1", 0.2),)).hash(prof) == main.hash(prof)
-    assert RunSpec("partworld", "vgg16", "ours", params=(("lambda1", 0.3),)).hash(prof) != main.hash(prof)
-    cfg = main.config(prof)
-    assert cfg.init_from and cfg.init_from.endswith(main.parent(prof).hash(prof))
+    study = Study.plan("smoke")
+    main = study.find("partworld", "vgg16", "ours")
+    assert study.find("partworld", "vgg16", "ours", params=(("lambda1", 0.2),)) is main
+    assert study.find("partworld", "vgg16", "ours", params=(("lambda1", 0.3),)).hash != main.hash
+    assert main.config.init_from == main.parent

@@ -23,11 +23,12 @@ class PartDataset(torch.utils.data.Dataset):
     landmarks are normalized so they need no change).
 
     cache: keep decoded images in memory after the first read (small sets, repeated epochs).
+    manifest: the data set's manifest when the caller has read it already (a `Study` has).
     """
 
-    def __init__(self, root: str | Path, split: str, cache: bool = False):
+    def __init__(self, root: str | Path, split: str, cache: bool = False, manifest: dict | None = None):
         self.root = Path(root)
-        self.manifest = read_manifest(self.root)
+        self.manifest = manifest if manifest is not None else read_manifest(self.root)
         if split not in self.manifest["splits"]:
             raise FormatError(
                 f"{self.root / 'manifest.json'} has no split {split!r}; it has "

@@ -23,6 +23,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .. import trace
+
 __all__ = ["write_manifest", "read_manifest", "write_split_csv", "split_fingerprint",
            "atomic_write_bytes", "atomic_write_text", "FormatError", "MANIFEST_KEYS"]
 
@@ -108,6 +110,7 @@ def write_manifest(root: str | Path, manifest: dict) -> dict:
 
 def read_manifest(root: str | Path) -> dict:
     path = Path(root) / "manifest.json"
+    trace.record("manifest", path)
     if not path.is_file():
         raise FormatError(
             f"{path} not found: {root} is not a part dataset. Make one with "

@@ -1,18 +1,39 @@
 """The method interface and its registry.
 
-A training method adds its loss terms (and, if it must, a layer) to the one shared loop in
-`synclib.train`; adding a method is a new file with a registered class, never a new loop.
+A training method takes part in the one shared loop of `synclib.train.fit` through a few
+hooks, each with a default that does nothing; adding a method is a new file with a
+registered class, never a new loop:
+
+    prepare(model, data)             change the model once (replace or add a layer, attach
+                                     modules that hold the method's state as buffers); `data`
+                                     is a `TrainData`, or None when a finished run is loaded
+    param_groups(model)              what the optimizer updates (parameters kept out of SGD
+                                     are simply left out and updated in `after_step`)
+    on_epoch_start(model, epoch, data)  recompute state from the training set (icCNN's clusters)
+    forward(model, x, y)             the training forward pass; the labels are there for
+                                     methods that need them (CSGCNN's class gates)
+    losses(out, y, model)            every weighted term of the objective
+    after_step(model, step)          after each optimizer step (clamping, rotations)
+
+State lives in buffers of modules the method attaches in `prepare`: the checkpoint, resume
+and a multi-process broadcast carry it with no extra code. Randomness comes from
+`data.generator(epoch, ...)`, never from the global generator, so a resumed run ends where an
+uninterrupted one does. Hyperparameters keep their types (an int stays an int) and are
+recorded in the run's config.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..models import ModelOutput, arch_family
+
+if TYPE_CHECKING:
+    from ..train import TrainData
 
 __all__ = ["Method", "register", "get_method", "METHODS"]
 
@@ -32,14 +53,14 @@ def get_method(name: str, arch: str, **params) -> Method:
 
 
 class Method:
-    """Base: cross-entropy only. Subclasses add terms in `extra_losses`.
+    """Base: cross-entropy only. Subclasses override the hooks they need.
 
-    `defaults` maps an arch to its hyperparameters (the paper's values); keyword arguments
-    override them; `params` holds the result and is recorded in the run's config.
+    `defaults` maps an arch family (vgg16, resnet18) to its hyperparameters (the original
+    paper's values); keyword arguments override them; `params` holds the result.
     """
 
     name: ClassVar[str] = "method"
-    defaults: ClassVar[dict[str, dict[str, float]]] = {}
+    defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, arch: str, **params):
         base = dict(self.defaults.get(arch_family(arch), {}))
@@ -48,21 +69,32 @@ class Method:
             raise ValueError(f"method {self.name!r} takes {sorted(base)}, not {unknown}")
         base.update(params)
         self.arch = arch
-        self.params: dict[str, float] = base
+        self.params: dict[str, Any] = base
 
-    def prepare(self, model: nn.Module) -> nn.Module:
-        """Change the model before training (a method that adds a layer does it here)."""
+    def prepare(self, model: nn.Module, data: TrainData | None) -> nn.Module:
+        """Change the model before training or loading; return it."""
         return model
 
-    def on_epoch_start(self, model: nn.Module, epoch: int) -> None:
-        """Hook for methods that recompute state each epoch (e.g. icCNN's clusters)."""
+    def param_groups(self, model: nn.Module) -> list[dict]:
+        """The optimizer's parameter groups; the default: every parameter that needs a gradient."""
+        return [{"params": [p for p in model.parameters() if p.requires_grad]}]
 
-    def extra_losses(self, out: ModelOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    def on_epoch_start(self, model: nn.Module, epoch: int, data: TrainData) -> None:
+        """Before each epoch (0-based), in train or eval mode as the method needs."""
+
+    def forward(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> ModelOutput:
+        """The training forward pass of images x: (B, 3, S, S) with labels y: (B,)."""
+        return model(x)
+
+    def extra_losses(self, out: ModelOutput, labels: torch.Tensor, model: nn.Module) -> dict[str, torch.Tensor]:
         """Weighted regularization terms {name: λ·L}; the base adds none."""
         return {}
 
-    def losses(self, out: ModelOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    def losses(self, out: ModelOutput, labels: torch.Tensor, model: nn.Module) -> dict[str, torch.Tensor]:
         """All terms of the objective, each already weighted; their sum is the training loss."""
         terms = {"ce": F.cross_entropy(out.logits.float(), labels)}
-        terms.update(self.extra_losses(out, labels))
+        terms.update(self.extra_losses(out, labels, model))
         return terms
+
+    def after_step(self, model: nn.Module, step: int) -> None:
+        """After optimizer step `step` (0-based, counted over the whole run)."""

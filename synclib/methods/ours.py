@@ -23,7 +23,7 @@ class OursNoSync(Method):
     name = "ours_nosync"
     defaults = {"vgg16": {"lambda1": 0.2}, "resnet18": {"lambda1": 0.1}}
 
-    def extra_losses(self, out: ModelOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    def extra_losses(self, out: ModelOutput, labels: torch.Tensor, model) -> dict[str, torch.Tensor]:
         return {"lac": self.params["lambda1"] * lac_loss(out.a.float())}
 
 
@@ -37,7 +37,7 @@ class Ours(Method):
         "resnet18": {"lambda1": 0.1, "lambda2": 0.05, "eps": 0.03},
     }
 
-    def extra_losses(self, out: ModelOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    def extra_losses(self, out: ModelOutput, labels: torch.Tensor, model) -> dict[str, torch.Tensor]:
         a = out.a.float()
         return {
             "lac": self.params["lambda1"] * lac_loss(a),

@@ -1,0 +1,59 @@
+"""One evaluation path, for the CLI and the book: a run's Table I row and Table II accuracy.
+
+`evaluate(model, test_set, eval_set, top, phi)` computes; `evaluate_run(run_dir, ...)` loads
+a finished run and caches the result in its folder, keyed by what it depends on: the
+evaluated splits' fingerprints, the protocol's `top` and `phi`, and the source of the probe,
+the hits and the metrics (so a fix there recomputes, and nothing else does).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from .data import PartDataset
+from .data.format import atomic_write_text
+from .metrics.interpretability import summarize
+from .probe import activations, mask_hits_for
+from .provenance import source_hash
+
+__all__ = ["evaluate", "evaluate_run", "EVAL_SOURCES"]
+
+EVAL_SOURCES = ("probe.py", "evaluate.py", "metrics/hits.py", "metrics/interpretability.py", "data/dataset.py")
+
+
+def evaluate(model, test_set: PartDataset, eval_set: PartDataset | None = None, top: float = 0.3,
+             phi: float = 0.2, device=None, progress: bool = False) -> dict:
+    """{"accuracy"} on `test_set`, plus Interp, Stability, Purity and Diversity (mask protocol)
+    on `eval_set` when it has part masks (`eval_set` may be `test_set` itself)."""
+    p = activations(model, test_set, device=device, progress=progress)
+    row = {"accuracy": p.accuracy}
+    if eval_set is not None and eval_set.has_masks:
+        if eval_set is not test_set:
+            p = activations(model, eval_set, device=device, progress=progress)
+        row.update(summarize(mask_hits_for(p, eval_set, top, phi)))
+    return row
+
+
+def _fingerprint(ds: PartDataset) -> str | None:
+    return ds.manifest.get("fingerprints", {}).get(ds.split)
+
+
+def evaluate_run(run_dir: str | Path, test_set: PartDataset, eval_set: PartDataset | None = None,
+                 top: float = 0.3, phi: float = 0.2, device=None, progress: bool = False,
+                 cache: bool = True) -> dict:
+    """`evaluate` for a finished run folder, cached as `eval-<key>.json` in it."""
+    from .train import load_run
+
+    run_dir = Path(run_dir)
+    key = {"test": _fingerprint(test_set), "eval": eval_set is not None and _fingerprint(eval_set),
+           "top": top, "phi": phi, "source": source_hash(*EVAL_SOURCES)}
+    path = run_dir / f"eval-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]}.json"
+    if cache and path.is_file():
+        return json.loads(path.read_text())["row"]
+    model, _, _ = load_run(run_dir, device)
+    row = evaluate(model, test_set, eval_set, top, phi, device=device, progress=progress)
+    if cache:
+        atomic_write_text(path, json.dumps({"key": key, "row": row}, indent=2))
+    return row

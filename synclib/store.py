@@ -1,0 +1,107 @@
+"""The run store: `runs/<hash>/` folders, their jobs and their locks.
+
+A run folder holds `job.json` (written by the planner: everything needed to train the run,
+so a worker never reads the profile), then what training writes (config.json,
+checkpoint.pt, model.pt, history.json, train.log) and `DONE` once finished. Cached
+evaluations and analyses live beside them. `runs/<hash>.lock` is an exclusive file lock,
+taken once per run by `train_job`, so two callers never both train a run, whichever
+executor launched them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from .data.format import atomic_write_text
+from .profile import repo_root
+
+__all__ = ["RunStore", "train_job", "read_job"]
+
+
+class RunStore:
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root else repo_root() / "runs"
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, h: str) -> Path:
+        return self.root / h
+
+    def is_done(self, h: str) -> bool:
+        return (self.path(h) / "DONE").is_file()
+
+    @contextmanager
+    def lock(self, h: str):
+        """Hold runs/<h>.lock exclusively (waits while another process holds it)."""
+        with open(self.root / f"{h}.lock", "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def job(self, run) -> dict:
+        """The job of a `study.Run`: its config with the parent's folder as `init_from`."""
+        cfg = dict(run.train)
+        if run.parent:
+            cfg["init_from"] = str(self.path(run.parent))
+        return {"hash": run.hash, "label": run.label, "config": cfg, "data": run.data_root,
+                "key": run.key, "store": str(self.root)}
+
+    def write_job(self, run, manifest: dict | None = None) -> Path:
+        """runs/<hash>/job.json; `manifest` (the data set's, as the study read it) spares the
+        worker a second read."""
+        path = self.path(run.hash) / "job.json"
+        job = self.job(run)
+        if manifest is not None:
+            job["manifest"] = manifest
+        atomic_write_text(path, json.dumps(job, indent=2))
+        return path
+
+    def ensure(self, study, run, progress: bool = False) -> Path:
+        """Train `run` (and the run it fine-tunes) in this process unless the store has it."""
+        if run.parent and not self.is_done(run.parent):
+            self.ensure(study, study.run(run.parent), progress)
+        if not self.is_done(run.hash):
+            train_job(self.write_job(run, study.datasets[run.dataset].manifest), progress=progress)
+        return self.path(run.hash)
+
+
+def read_job(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        job = json.loads(path.read_text())
+        for k in ("hash", "config", "data"):
+            job[k]  # noqa: B018 - a missing key is the error below
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(f"{path} is not a training job ({type(e).__name__}: {e}); "
+                         "plan it again with `synclib reproduce`") from e
+    return job
+
+
+def train_job(path: str | Path, progress: bool = True, device: str | None = None) -> Path:
+    """Train the run a job file describes, under the run's lock; a finished run is left as it is.
+    What `synclib train JOB.json` and every executor run. Reads no profile."""
+    from .train import TrainConfig, fit
+
+    path = Path(path).resolve()
+    job = read_job(path)
+    out = path.parent
+    store = RunStore(job.get("store") or out.parent)
+    h = job["hash"]
+    if store.is_done(h):
+        return out
+    with store.lock(h):
+        if not store.is_done(h):
+            if os.environ.get("SYNCLIB_THREADS"):
+                import torch
+
+                torch.set_num_threads(int(os.environ["SYNCLIB_THREADS"]))
+            fit(TrainConfig.from_dict(job["config"]), job["data"], out, progress=progress, device=device,
+                manifest=job.get("manifest"))
+            atomic_write_text(out / "DONE", time.strftime("%Y-%m-%dT%H:%M:%S"))
+    return out

@@ -1,0 +1,350 @@
+"""A study: a profile read once, resolved into an immutable plan of runs.
+
+    study = Study.plan("quick")         # parses configs/quick.yaml once, reads each manifest once
+    study.runs_for("table1")            # the runs an artifact needs, parents first
+    study.find("partworld", "vgg16", "ours", seed=1)
+    study.save(path); Study.load(path)  # what notebooks and workers read instead of the YAML
+
+Each `Run` carries everything a worker needs to train it: its full `TrainConfig`, the data
+root, the data fingerprint, the run it fine-tunes (`parent`) and its hash. The hash is a
+function of the run's key (config, data fingerprint, synclib version), computed here and
+nowhere else, so a planner and a worker on another machine can never disagree about it.
+
+Names: `family` is the paper's architecture (vgg16, resnet18: a column of its tables and the
+key of the profile's `archs:` section); `arch` is the network that stands for it
+(`TrainConfig.arch`, e.g. vgg16_bn at 1/8 width on the CPU profiles).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .data.format import atomic_write_text
+from .profile import load_profile, profile_path, repo_root
+from .train import TrainConfig
+
+__all__ = ["Study", "Run", "DataSet", "ARTIFACTS", "Artifact", "run_hash"]
+
+
+@dataclass(frozen=True)
+class Artifact:
+    title: str
+    needs: Callable[[Study], list[Run]] = field(repr=False)
+    always: bool = False  # built even when its data sets are missing (an empty table says so)
+
+
+def _table_runs(s: Study) -> list[Run]:
+    return [s.find(ds, fam, m, seed) for ds in s.train_datasets for fam in s.families
+            for m in s.methods for seed in s.seeds]
+
+
+def _main_runs(s: Study, all_seeds: bool = False) -> list[Run]:
+    ds = s.main_dataset
+    if ds is None:
+        return []
+    return [s.find(ds, fam, m, seed) for fam in s.families for m in s.methods
+            for seed in (s.seeds if all_seeds else [0])]
+
+
+def _landmark_runs(s: Study) -> list[Run]:
+    return [s.find(ds, fam, m, 0) for ds in s.landmark_datasets for fam in s.families for m in s.methods]
+
+
+def _sensitivity_runs(s: Study) -> list[Run]:
+    return [r for _, _, r in s.sensitivity()]
+
+
+ARTIFACTS: dict[str, Artifact] = {  # the one list of the book's artifacts, in the book's order
+    "table1": Artifact("Table I: interpretability metrics", _table_runs, always=True),
+    "table2": Artifact("Table II: classification accuracy", _table_runs, always=True),
+    "fig4": Artifact("Figure 4: activation maps of single filters", _main_runs),
+    "fig5": Artifact("Figure 5: average feature maps", _main_runs),
+    "fig6": Artifact("Figure 6: metric-pair curves on landmarks", _landmark_runs),
+    "fig7": Artifact("Figure 7: parameter sensitivity", _sensitivity_runs),
+    "fig8": Artifact("Figure 8: average maps under each setting", _sensitivity_runs),
+    "fig9": Artifact("Figure 9: redundancy by pruning", _main_runs),
+    "fig10": Artifact("Figure 10: loss landscapes", _main_runs),
+    "table3": Artifact("Table III: module consistency", lambda s: _main_runs(s, True)),
+    "table4": Artifact("Table IV: modules and semantic parts", lambda s: _main_runs(s, True)),
+    "claims": Artifact("Claims: what holds on this profile",
+                       lambda s: _table_runs(s) + _main_runs(s, True), always=True),
+}
+
+
+def run_hash(key: dict) -> str:
+    """The run store's name for a run: the first 12 hex digits of sha256 over its key."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """A data set of the study: its profile section, where it lies, and its manifest
+    (None when it is not there: a real data set not yet converted)."""
+
+    name: str
+    root: str
+    spec: dict
+    manifest: dict | None
+
+    @property
+    def present(self) -> bool:
+        return self.manifest is not None
+
+    def fingerprint(self, split: str) -> str | None:
+        return (self.manifest or {}).get("fingerprints", {}).get(split)
+
+    def split(self, split: str, cache: bool = False):
+        """The PartDataset of `split`, from the manifest the study read (no second read)."""
+        from .data import PartDataset
+
+        if self.manifest is None:
+            raise FileNotFoundError(f"data set {self.name!r} is not at {self.root}")
+        return PartDataset(self.root, split, cache=cache, manifest=self.manifest)
+
+
+@dataclass(frozen=True, eq=False)
+class Run:
+    """One training run of a study. `train` is its TrainConfig as a dict, with `init_from`
+    naming the parent run's hash (the store turns it into a path); `key` is what `hash` hashes."""
+
+    hash: str
+    label: str
+    dataset: str
+    family: str
+    method: str
+    seed: int
+    params: tuple
+    backbone: bool
+    parent: str | None
+    data_root: str
+    train: dict = field(repr=False)
+    key: dict = field(repr=False)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Run) and other.hash == self.hash
+
+    def __hash__(self) -> int:
+        return hash(self.hash)
+
+    @property
+    def config(self) -> TrainConfig:
+        return TrainConfig.from_dict(self.train)
+
+    def to_dict(self) -> dict:
+        return {"hash": self.hash, "label": self.label, "dataset": self.dataset, "family": self.family,
+                "method": self.method, "seed": self.seed, "params": [list(p) for p in self.params],
+                "backbone": self.backbone, "parent": self.parent, "data_root": self.data_root,
+                "train": self.train, "key": self.key}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Run:
+        return cls(**{**d, "params": tuple(tuple(p) for p in d["params"])})
+
+
+class Study:
+    """A profile resolved once: data sets, runs and the artifacts that need them. Immutable
+    after `plan`; `save`/`load` carry it to notebooks and workers without the YAML."""
+
+    def __init__(self, profile: dict, path: str, datasets: dict[str, DataSet]):
+        self.profile = profile
+        self.path = path
+        self.datasets = datasets
+        self._runs: dict[str, Run] = {}
+        self._by_request: dict[tuple, str] = {}
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def plan(cls, profile: str | Path = "quick", prepare_data: bool = True, progress: bool = False) -> Study:
+        """Read the profile, generate PartWorld where the profile says how, read each present
+        data set's manifest once, and plan every run of every artifact the data allows."""
+        path = profile_path(profile)
+        prof = load_profile(path)
+        datasets = {name: _resolve_dataset(name, d, prepare_data, progress) for name, d in prof["datasets"].items()}
+        study = cls(prof, str(path), datasets)
+        for art in study.artifacts:
+            ARTIFACTS[art].needs(study)  # registers every run the artifact asks for
+        return study
+
+    def find(self, dataset: str, family: str, method: str, seed: int = 0, params: tuple = (),
+             backbone: bool = False) -> Run:
+        """The run of the study with these coordinates (planned on first request)."""
+        req = (dataset, family, method, int(seed), tuple(params), backbone)
+        if req in self._by_request:
+            return self._runs[self._by_request[req]]
+        run = self._make_run(*req)
+        self._runs.setdefault(run.hash, run)  # a setting equal to the defaults is the main run
+        self._by_request[req] = run.hash
+        return self._runs[run.hash]
+
+    def _make_run(self, dataset: str, family: str, method: str, seed: int, params: tuple, backbone: bool) -> Run:
+        from .methods import get_method
+
+        prof = self.profile
+        ds = self.datasets[dataset]
+        if not ds.present:
+            raise FileNotFoundError(f"data set {dataset!r} is not at {ds.root}: it has no runs")
+        a, t = prof["archs"][family], prof["train"]
+        base = get_method(method, a["arch"]).params
+        defaults = dict(base)
+        if scale := ds.spec.get("lambda_scale"):
+            defaults = {k: (v * scale if k in ("lambda1", "lambda2") else v) for k, v in defaults.items()}
+        merged = {**defaults, **dict(params)}
+        method_params = {k: v for k, v in merged.items() if base.get(k) != v}  # only what differs
+        parent = None
+        pretrain = prof.get("pretrain")
+        if not backbone and pretrain:
+            parent = self.find(dataset, family, "baseline", int(pretrain.get("seed", 0)), backbone=True).hash
+        cfg = TrainConfig(method=method, arch=a["arch"], width=float(a.get("width", 1.0)),
+                          epochs=int(pretrain["epochs"] if backbone else t["epochs"]),
+                          batch_size=int(a["batch_size"]), lr=float(t.get("lr", 0.01)),
+                          momentum=float(t.get("momentum", 0.9)), weight_decay=float(t.get("weight_decay", 5e-4)),
+                          seed=seed, pretrained=None if parent else a.get("pretrained"),
+                          init_from=parent, method_params=method_params).to_dict()
+        keyed = dict(cfg)
+        if keyed["pretrained"]:
+            keyed["pretrained"] = Path(keyed["pretrained"]).name  # the file, not where it lies
+        key = {"train": keyed, "data_fingerprint": ds.fingerprint("train"), "synclib": __version__}
+        extra = "".join(f",{k}={v}" for k, v in params)
+        label = f"{dataset}/{family}/{'backbone' if backbone else method}/s{seed}{extra}"
+        return Run(run_hash(key), label, dataset, family, method, seed, tuple(params), backbone, parent,
+                   ds.root, cfg, key)
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def name(self) -> str:
+        return self.profile["profile"]
+
+    @property
+    def families(self) -> list[str]:
+        return list(self.profile["archs"])
+
+    @property
+    def methods(self) -> list[str]:
+        return list(self.profile["methods"])
+
+    @property
+    def seeds(self) -> list[int]:
+        return [int(s) for s in self.profile["seeds"]]
+
+    @property
+    def analysis(self) -> dict:
+        """The analyses' settings, with `arch` the family they run on (default vgg16)."""
+        return {"arch": "vgg16", **self.profile.get("analysis", {})}
+
+    @property
+    def train_datasets(self) -> list[str]:
+        return [n for n, d in self.datasets.items() if d.spec.get("train", True) and d.present]
+
+    @property
+    def missing_datasets(self) -> list[DataSet]:
+        return [d for d in self.datasets.values() if not d.present]
+
+    @property
+    def main_dataset(self) -> str | None:
+        """The first present training data set with part masks: the analyses' data."""
+        masks = [n for n in self.train_datasets if self.datasets[n].spec.get("protocol") == "masks"]
+        return masks[0] if masks else None
+
+    @property
+    def landmark_datasets(self) -> list[str]:
+        """Figure 6's data sets: those evaluated by landmarks, else the main one (PartWorld has both)."""
+        lm = [n for n in self.train_datasets if self.datasets[n].spec.get("protocol") == "landmarks"]
+        return lm or ([self.main_dataset] if self.main_dataset else [])
+
+    def eval_dataset(self, dataset: str) -> str | None:
+        """Where a training data set's filters are evaluated (ImageNet-100's on Broden)."""
+        d = self.datasets[dataset].spec
+        return d.get("eval_on", dataset if d.get("protocol") != "none" else None)
+
+    def sensitivity(self) -> list[tuple[str, object, Run]]:
+        """Figures 7 and 8: (param, value, run) for `ours` with one hyperparameter varied."""
+        s, ds = self.profile.get("sensitivity"), self.main_dataset
+        if not s or ds is None:
+            return []
+        return [(p, v, self.find(ds, s["arch"], "ours", 0, ((p, v),))) for p in s["params"] for v in s["values"]]
+
+    @property
+    def artifacts(self) -> list[str]:
+        """The profile's artifacts that its present data sets allow."""
+        arts = list(self.profile.get("artifacts", list(ARTIFACTS)))
+        unknown = [a for a in arts if a not in ARTIFACTS]
+        if unknown:
+            raise ValueError(f"{self.path}: unknown artifacts {unknown}; known: {list(ARTIFACTS)}")
+        return [a for a in arts if ARTIFACTS[a].always or ARTIFACTS[a].needs(self)]
+
+    def runs_for(self, *artifacts: str) -> list[Run]:
+        """The runs the artifacts need, deduplicated, each after the run it fine-tunes."""
+        out: dict[str, Run] = {}
+        for art in artifacts:
+            for run in ARTIFACTS[art].needs(self):
+                if run.parent:
+                    out.setdefault(run.parent, self._runs[run.parent])
+                out.setdefault(run.hash, run)
+        return [r for r in out.values() if r.backbone] + [r for r in out.values() if not r.backbone]
+
+    @property
+    def runs(self) -> dict[str, Run]:
+        return dict(self._runs)
+
+    def run(self, h: str) -> Run:
+        return self._runs[h]
+
+    @property
+    def results_dir(self) -> Path:
+        d = repo_root() / "results" / self.name
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    # ------------------------------------------------------------------ persistence
+    def to_dict(self) -> dict:
+        return {"profile": self.profile, "path": self.path,
+                "datasets": {n: {"root": d.root, "spec": d.spec, "manifest": d.manifest} for n, d in self.datasets.items()},
+                "runs": [r.to_dict() for r in self._runs.values()],
+                "requests": [[list(k[:4]) + [[list(p) for p in k[4]], k[5]], h] for k, h in self._by_request.items()]}
+
+    def save(self, path: str | Path) -> Path:
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Study:
+        """A study saved by `save`: no YAML parsed, no manifest read."""
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+            study = cls(d["profile"], d["path"],
+                        {n: DataSet(n, v["root"], v["spec"], v["manifest"]) for n, v in d["datasets"].items()})
+            study._runs = {r["hash"]: Run.from_dict(r) for r in d["runs"]}
+            for (ds, fam, m, seed, params, bb), h in d["requests"]:
+                study._by_request[(ds, fam, m, seed, tuple(tuple(p) for p in params), bb)] = h
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{path} is not a saved study ({type(e).__name__}: {e}); plan it again with "
+                             "`synclib reproduce --profile NAME`") from e
+        return study
+
+    @classmethod
+    def open(cls, profile: str | Path = "smoke", study: str | Path | None = None) -> Study:
+        """What a notebook calls: the saved study when `study` names one, else a plan of `profile`."""
+        if study:
+            return cls.load(study)
+        return cls.plan(profile)
+
+
+def _resolve_dataset(name: str, d: dict, prepare: bool, progress: bool) -> DataSet:
+    from .data.format import read_manifest
+
+    root = Path(d["root"])
+    root = root if root.is_absolute() else repo_root() / root
+    manifest = None
+    if d.get("kind") == "partworld" and prepare:
+        from .data.partworld import generate
+
+        manifest = generate(root, progress=progress, **d["generate"])
+    elif (root / "manifest.json").is_file():
+        manifest = read_manifest(root)
+    return DataSet(name, str(root), d, manifest)

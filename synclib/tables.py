@@ -1,0 +1,138 @@
+"""Tables I-IV of the paper from a study's runs, beside each other, and the paper's values
+joined to any of them by one function.
+
+Every table has one row per data set × arch × method: the mean over the study's seeds,
+the sample standard deviation (`*_std`, ddof = 1, the same everywhere in the book) and
+`n_seeds`. Evaluations are cached in each run's folder (`synclib.evaluate`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .data.format import atomic_write_text
+from .evaluate import evaluate_run
+from .paper_values import TABLE1, TABLE2, TABLE3, TABLE4
+from .store import RunStore
+from .study import Study
+
+__all__ = ["table1", "table2", "table3", "table4", "run_rows", "with_paper", "aggregate", "gain",
+           "write_csv", "METRICS", "STD_DDOF"]
+
+METRICS = ["interp", "stability", "purity", "diversity"]
+STD_DDOF = 1  # the spread over seeds is the sample standard deviation, in every table and claim
+
+
+def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
+    atomic_write_text(path, df.to_csv(index=False, float_format="%.6g"))
+    return Path(path)
+
+
+def run_rows(study: Study, artifact: str = "table1", train_missing: bool = True) -> pd.DataFrame:
+    """One row per run the artifact needs: dataset, eval_dataset, arch, method, seed, hash,
+    accuracy and (mask protocol) the four metrics."""
+    store = RunStore()
+    rows = []
+    for run in study.runs_for(artifact):
+        if run.backbone:
+            continue  # the start of the other runs, not a row of any table
+        if not store.is_done(run.hash):
+            if not train_missing:
+                continue
+            store.ensure(study, run)
+        ev_name = study.eval_dataset(run.dataset)
+        ev = study.datasets.get(ev_name) if ev_name else None
+        spec = ev.spec if ev is not None else {}
+        eval_set = None
+        test_set = study.datasets[run.dataset].split("test")
+        if ev is not None and ev.present and spec.get("protocol") == "masks":
+            eval_set = test_set if ev_name == run.dataset else ev.split("test")
+        row = evaluate_run(store.path(run.hash), test_set, eval_set, spec.get("top", 0.3), spec.get("phi", 0.2))
+        rows.append({"dataset": run.dataset, "eval_dataset": ev_name, "arch": run.family, "method": run.method,
+                     "seed": run.seed, "hash": run.hash, **row})
+    return pd.DataFrame(rows)
+
+
+def aggregate(df: pd.DataFrame, cols: list[str], by: list[str]) -> pd.DataFrame:
+    """Mean, `*_std` (ddof = STD_DDOF) and `n_seeds` of `cols` per group; `hashes` lists the runs."""
+    cols = [c for c in cols if c in df.columns]
+    g = df.groupby(by, sort=False)
+    out = g[cols].mean().join(g[cols].std(ddof=STD_DDOF).add_suffix("_std"))
+    out["n_seeds"] = g.size()
+    if "hash" in df.columns:
+        out["hashes"] = g["hash"].agg(" ".join)
+    return out.reset_index()
+
+
+def table1(study: Study) -> pd.DataFrame:
+    """Table I: Interp, Stability, Purity, Diversity per evaluated data set × arch × method."""
+    df = run_rows(study, "table1")
+    if df.empty or "interp" not in df.columns:
+        return pd.DataFrame(columns=["dataset", "arch", "method", *METRICS, "n_seeds", "hashes"])
+    df = df[df["eval_dataset"].notna() & df["interp"].notna()]
+    return aggregate(df, METRICS, ["eval_dataset", "arch", "method"]).rename(columns={"eval_dataset": "dataset"})
+
+
+def table2(study: Study) -> pd.DataFrame:
+    """Table II: test accuracy per training data set × arch × method."""
+    df = run_rows(study, "table2")
+    if df.empty:
+        return pd.DataFrame(columns=["dataset", "arch", "method", "accuracy", "n_seeds", "hashes"])
+    return aggregate(df, ["accuracy"], ["dataset", "arch", "method"])
+
+
+def _module_frame(study: Study) -> pd.DataFrame:
+    from .analysis import module_tables
+
+    a = study.analysis
+    return module_tables(study, a["arch"], a.get("module_images", 100), study.seeds)
+
+
+def table3(study: Study, modules: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Table III: module consistency (lower is better) per data set × arch × method."""
+    mt = _module_frame(study) if modules is None else modules
+    return aggregate(mt, ["consistency"], ["dataset", "arch", "method"])
+
+
+def table4(study: Study, modules: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Table IV: alignment of modules with parts (NMI, ARI, AVI) per data set × arch × method."""
+    mt = _module_frame(study) if modules is None else modules
+    return aggregate(mt, ["nmi", "ari", "avi"], ["dataset", "arch", "method"])
+
+
+def with_paper(df: pd.DataFrame, study: Study, table: str) -> pd.DataFrame:
+    """The table with the paper's published values beside ours, in columns `paper_<metric>`,
+    taken from the paper's data set each of ours stands in for (`paper_dataset`). Tables III
+    and IV are the paper's VGG16 columns."""
+    df = df.copy()
+    pds = [study.datasets[d].spec.get("paper_dataset", d) for d in df["dataset"]]
+    keys = list(zip(pds, df["arch"], df["method"]))
+    if table == "table1":
+        for m in METRICS:
+            df[f"paper_{m}"] = [TABLE1.get(k, {}).get(m) for k in keys]
+    elif table == "table2":
+        df["paper_accuracy"] = [TABLE2.get(k) for k in keys]
+    elif table == "table3":
+        df["paper_consistency"] = [TABLE3.get((p, m)) if a == "vgg16" else None for p, a, m in keys]
+    elif table == "table4":
+        for m in ("nmi", "ari", "avi"):
+            df[f"paper_{m}"] = [TABLE4.get(me, {}).get(m) if (p, a) == ("voc_part", "vgg16") else None
+                                for p, a, me in keys]
+    else:
+        raise ValueError(f"unknown table {table!r}; one of table1, table2, table3, table4")
+    return df
+
+
+def gain(df: pd.DataFrame, metric: str, arch: str, dataset: str | None = None,
+         method: str = "ours", reference: str = "baseline") -> float | None:
+    """`metric` of `method` minus that of `reference` for one arch (first data set by default);
+    None when either row is missing."""
+    if df.empty:
+        return None
+    dataset = dataset or df["dataset"].iloc[0]
+    sel = df[(df["dataset"] == dataset) & (df["arch"] == arch)].set_index("method")
+    if method not in sel.index or reference not in sel.index:
+        return None
+    return float(sel.loc[method, metric] - sel.loc[reference, metric])
