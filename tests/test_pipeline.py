@@ -12,7 +12,7 @@ import pytest
 import synclib.train
 from synclib.profile import load_profile
 from synclib.store import RunStore, train_job
-from synclib.study import Study
+from synclib.study import ARTIFACTS, Study
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,31 +62,24 @@ def test_method_params_keep_their_types(home):
     assert run.config.method_params == {"lambda2": 3} and isinstance(run.config.method_params["lambda2"], int)
 
 
-def test_reproduce_reads_the_profile_and_each_manifest_once(home, tmp_path, monkeypatch, capsys):
-    """`synclib reproduce --profile smoke`, training subprocesses and notebook kernels included."""
+def test_smoke_reproduce_reads_once_builds_the_book_then_trains_nothing(home, tmp_path, monkeypatch, capsys):
+    """One `synclib reproduce --profile smoke`, every artifact: the profile is parsed once and each
+    data set's manifest read once, training subprocesses and notebook kernels included."""
     from synclib.reproduce import reproduce
 
     log = tmp_path / "io.log"
     monkeypatch.setenv("SYNCLIB_IO_LOG", str(log))
-    Study.plan("smoke")  # the data exist before, as on any second build
+    n_runs = len(Study.plan("smoke").runs_for(*ARTIFACTS))  # also generates the data, as a first build does
     log.unlink()
-    assert reproduce("smoke", only=["table1", "fig9"], book=False) == 0
+    assert reproduce("smoke") == 0
     reads = [line.split("\t") for line in log.read_text().splitlines()]
     assert [k for k, _ in reads].count("profile") == 1, reads
-    manifests = [p for k, p in reads if k == "manifest"]
-    assert manifests == [str(home / "data/partworld-smoke/manifest.json")], reads  # one data set, one read
-    assert "trained" in capsys.readouterr().out
-
-
-def test_smoke_reproduce_builds_the_book_then_trains_nothing(home, capsys):
-    from synclib.reproduce import reproduce
-
-    assert reproduce("smoke", only=["table1", "table2"]) == 0
+    assert [p for k, p in reads if k == "manifest"] == [str(home / "data/partworld-smoke/manifest.json")], reads
     out = capsys.readouterr().out
-    assert "0 of 8 runs are in the store; 8 to train" in out
+    assert f"0 of {n_runs} runs are in the store; {n_runs} to train" in out
     html = home / "build/smoke/book/_build/html"
-    for page in ("intro", "summary", "table1", "table2", "provenance", "getting_data"):
-        assert (html / f"{page}.html").is_file()
+    for page in ("intro", "summary", *ARTIFACTS, "provenance", "getting_data"):
+        assert (html / f"{page}.html").is_file(), page
     t1 = pd.read_csv(home / "results/smoke/table1.csv")
     assert list(t1.columns) == ["dataset", "arch", "method", "interp", "stability", "purity", "diversity"]
     assert len(t1) == 6 and t1["interp"].between(0, 1).all()
@@ -96,14 +89,17 @@ def test_smoke_reproduce_builds_the_book_then_trains_nothing(home, capsys):
     gain = t1.set_index(["arch", "method"])["interp"]
     assert f"{gain['vgg16', 'ours'] - gain['vgg16', 'baseline']:+.3f}" in summary  # glued, not typed
     prov = json.loads((home / "results/smoke/provenance.json").read_text())
-    assert set(prov["artifacts"]) == {"table1", "table2"} and all(a["ok"] for a in prov["artifacts"].values())
+    assert set(prov["artifacts"]) == set(ARTIFACTS) and all(a["ok"] for a in prov["artifacts"].values())
     for h in prov["artifacts"]["table1"]["hashes"]:  # every run has the job it was trained from
         assert json.loads((home / "runs" / h / "job.json").read_text())["hash"] == h
 
-    assert reproduce("smoke", only=["table1", "table2"], book=False) == 0
+    log.unlink()
+    assert reproduce("smoke", book=False) == 0
     out = capsys.readouterr().out
-    assert "8 of 8 runs are in the store; 0 to train" in out
+    assert f"{n_runs} of {n_runs} runs are in the store; 0 to train" in out
     assert "table1: unchanged, not executed again" in out  # nothing it depends on changed
+    assert "claims: unchanged, not executed again" in out
+    assert [k for k, _ in (line.split("\t") for line in log.read_text().splitlines())].count("manifest") == 1
 
 
 def test_failing_notebook_is_reported_and_others_still_run(home, capsys):
