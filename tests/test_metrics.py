@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from synclib.metrics.hits import filter_thresholds, landmark_hits, mask_hits, mask_iou
@@ -103,3 +104,55 @@ def test_landmark_hits_use_x_as_column():
     a[0, 0, 0, 3] = 100.0  # row 0, col 3 -> focus (row 0.125, col 0.875)
     lm = torch.tensor([[[0.875, 0.125, 1.0], [0.125, 0.875, 1.0], [0.875, 0.125, 0.0]]])
     assert landmark_hits(a, lm, r=0.05).tolist() == [[[True, False, False]]]
+
+
+def _dense_counts(a, masks, t):
+    from synclib.metrics.hits import regions
+
+    reg = regions(a, t, masks.shape[-1])
+    inter = (reg.flatten(2).float() @ masks.flatten(2).float().transpose(1, 2)).long()
+    return inter, reg.flatten(2).sum(-1), torch.nn.functional.interpolate(
+        a, size=masks.shape[-2:], mode="bilinear", align_corners=False)
+
+
+@pytest.mark.parametrize("h, size", [(4, 112), (7, 112), (7, 224), (14, 224), (3, 64), (5, 50)])
+def test_analytic_overlaps_equal_the_upsampled_ones_away_from_rounding_ties(h, size):
+    """region_overlaps counts what upsampling every map would count, except where an upsampled
+    value lies within float rounding (2e-6 relative) of the threshold: such (image, filter)
+    pairs are set aside, and they must be rare."""
+    from synclib.metrics.hits import filter_thresholds, mask_hits, mask_hits_dense, region_overlaps
+
+    g = torch.Generator().manual_seed(h * 1000 + size)
+    a = torch.relu(torch.randn(6, 40, h, h, generator=g))
+    a[:, :5] = 0.0  # dead filters: threshold 0, an empty region
+    a[:, 5, :, 0] = 1.0  # a constant column: flat segments
+    masks = torch.rand(6, 4, size, size, generator=g) > 0.6
+    masks[:, 3] = False  # an absent part
+    t = filter_thresholds(a, 0.3)
+    inter, area = region_overlaps(a, masks, t)
+    ref_inter, ref_area, up = _dense_counts(a, masks, t)
+    tt = t.view(1, -1, 1, 1)
+    near = (((up - tt).abs() <= 2e-6 * tt) & (tt > 0)).flatten(2).any(-1)  # a dead filter (T = 0) is never near
+    far = ~near  # (B, N)
+    assert far.float().mean() > 0.75
+    assert torch.equal(inter[far], ref_inter[far]) and torch.equal(area[far], ref_area[far])
+    assert torch.equal(mask_hits(a, masks, t, 0.2)[far], mask_hits_dense(a, masks, t, 0.2)[far])
+    assert inter[:, :, 3].sum() == 0 and area[:, :5].sum() == 0
+
+
+def test_analytic_overlaps_on_a_hand_made_map():
+    """A 2x2 map with one hot cell upsampled to 8x8: the region is the top-left block where the
+    bilinear value exceeds the threshold; counts checked against the upsampled map."""
+    from synclib.metrics.hits import region_overlaps
+
+    a = torch.zeros(1, 1, 2, 2)
+    a[0, 0, 0, 0] = 1.0
+    masks = torch.zeros(1, 1, 8, 8, dtype=torch.bool)
+    masks[0, 0, :4, :2] = True  # the left half of the top-left quadrant
+    inter, area = region_overlaps(a, masks, torch.tensor([0.5]))
+    # upsampled values along each axis: 1, 1, 0.875, 0.625, 0.375, 0.125, 0, 0; their products
+    # exceed 0.5 on rows 0-1 in 4 columns, row 2 in 4 (0.875 * 0.625 = 0.547) and row 3 in 3
+    # (0.625 * 0.875 = 0.547, 0.625² = 0.39): 15 pixels, 8 of them in the mask
+    up = torch.nn.functional.interpolate(a, size=(8, 8), mode="bilinear", align_corners=False)[0, 0]
+    assert area.item() == int((up > 0.5).sum()) == 15
+    assert inter.item() == int(((up > 0.5) & masks[0, 0]).sum()) == 8

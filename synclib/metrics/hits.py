@@ -5,12 +5,15 @@ See ../shared/SPEC.md, "The region a filter covers" and "Hits".
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
 
 from ..losses import focus
 
-__all__ = ["filter_thresholds", "mask_iou", "mask_hits", "landmark_hits", "landmark_distances"]
+__all__ = ["filter_thresholds", "regions", "mask_iou", "region_overlaps", "mask_hits", "mask_hits_dense",
+           "landmark_hits", "landmark_distances"]
 
 
 def filter_thresholds(a: torch.Tensor, top: float = 0.3) -> torch.Tensor:
@@ -46,20 +49,128 @@ def mask_iou(region: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp_min(1), torch.zeros_like(inter))
 
 
-def mask_hits(a: torch.Tensor, masks: torch.Tensor, thresholds: torch.Tensor,
-              phi: float = 0.2, chunk: int = 64) -> torch.Tensor:
-    """hit[I, f, k] = IoU(S_f^I, mask_k^I) > φ.
-
-    a: (B, N, H, W) activations; masks: (B, K, S, S) bool (an absent part has an empty mask
-    and is never hit); thresholds: (N,). Filters go through in chunks to bound memory.
-    Returns (B, N, K) bool.
-    """
+def mask_hits_dense(a: torch.Tensor, masks: torch.Tensor, thresholds: torch.Tensor,
+                    phi: float = 0.2, chunk: int = 64) -> torch.Tensor:
+    """`mask_hits` the direct way: every map upsampled to the mask size, compared, and its IoU
+    with every mask computed pixel by pixel. The reference `mask_hits` is tested against."""
     size = masks.shape[-1]
     out = []
     for s in range(0, a.shape[1], chunk):
         reg = regions(a[:, s:s + chunk], thresholds[s:s + chunk], size)
         out.append(mask_iou(reg, masks) > phi)
     return torch.cat(out, dim=1)
+
+
+def _interp_rows(out: int, inp: int) -> torch.Tensor:
+    """(out, inp): the weights of torch's bilinear, align_corners=False resize along one axis."""
+    src = ((torch.arange(out, dtype=torch.float64) + 0.5) * (inp / out) - 0.5).clamp_min(0)
+    j0 = src.floor().long().clamp_max(inp - 1)
+    j1 = (j0 + 1).clamp_max(inp - 1)
+    lam = src - j0
+    m = torch.zeros(out, inp, dtype=torch.float64)
+    m[torch.arange(out), j0] += 1 - lam
+    m[torch.arange(out), j1] += lam
+    return m
+
+
+@lru_cache(maxsize=32)
+def _columns(size: int, w: int) -> dict:
+    """How the upsampled columns of a row fall between the map's column centres.
+
+    Output column x samples the map at src(x) = (x + 0.5)·w/size − 0.5. Columns with src < 0
+    take column 0's value and columns with src ≥ w − 1 the last one's (flat ends); between the
+    centres j and j + 1 the value is linear in x, so the columns above a threshold form one
+    interval per segment.
+    """
+    x = torch.arange(size, dtype=torch.float64)
+    src = (x + 0.5) * (w / size) - 0.5
+    segs = [(int(sel[0]), int(sel[-1]) + 1, j) for j in range(w - 1)
+            if len(sel := ((src >= j) & (src < j + 1)).nonzero().flatten())]
+    ratio = size / w
+    return {"left": int((src < 0).sum()), "right": int((src < w - 1).sum()),
+            "start": torch.tensor([g[0] for g in segs], dtype=torch.float32),
+            "end": torch.tensor([g[1] for g in segs], dtype=torch.float32),
+            "j": torch.tensor([g[2] for g in segs], dtype=torch.long),
+            "x0": torch.tensor([ratio * (g[2] + 0.5) - 0.5 for g in segs], dtype=torch.float32),
+            "ratio": ratio}
+
+
+def region_overlaps(a: torch.Tensor, masks: torch.Tensor, thresholds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """|S_f^I ∩ mask_k^I| and |S_f^I| without upsampling a single map.
+
+    The upsampled map is separable: one matrix product gives every output row's values at
+    the map's column centres, and along a row the value is linear between two centres, so
+    the region's pixels in each such segment form an interval whose overlap with a mask is a
+    difference of the mask row's prefix sums (gathered for all filters at once by
+    `embedding_bag`). Counts equal the dense computation's except at pixels whose upsampled
+    value lies within float rounding of the threshold.
+
+    a: (B, N, H, W) activations; masks: (B, K, S, S) bool; thresholds: (N,).
+    Returns (inter (B, N, K), area (B, N)), both int64.
+    """
+    b, n, h, w = a.shape
+    k, size = masks.shape[1], masks.shape[-1]
+    cols = _columns(size, w)
+    a = a.float()
+    ry = _interp_rows(size, h).float().to(a.device)  # (S, H)
+
+    def rows_at(j: torch.Tensor) -> torch.Tensor:  # (S, B, N, len(j)): row y's values at centres j
+        return (ry @ a[..., j].permute(2, 0, 1, 3).reshape(h, -1)).view(size, b, n, len(j))
+
+    prefix = torch.zeros(size, b, size + 1, k, device=a.device)
+    prefix[:, :, 1:] = masks.permute(2, 0, 3, 1).float().cumsum(2)  # (S, B, S+1, K): row y's prefix sums
+    t = thresholds.float().view(1, 1, n)
+    inter = torch.zeros(b, n, k, device=a.device)
+    area = torch.zeros(b, n, device=a.device)
+    for col, lo, hi in ((0, 0, cols["left"]), (w - 1, cols["right"], size)):  # the flat ends
+        if hi > lo:
+            on = (rows_at(torch.tensor([col]))[..., 0] > t).float()  # (S, B, N)
+            inter += torch.einsum("ybn,ybk->bnk", on, prefix[:, :, hi] - prefix[:, :, lo])
+            area += on.sum(0) * (hi - lo)
+    if len(cols["j"]):
+        j = cols["j"].to(a.device)
+        r0 = rows_at(j)  # (S, B, N, L) at each segment's left centre
+        d = rows_at(j + 1) - r0  # the value's change to the right centre
+        tt = t.unsqueeze(-1)
+        xb = cols["x0"].to(a.device) + (tt - r0) / d * cols["ratio"]  # the column where the value crosses T
+        flat = d == 0  # all of the segment or none of it, taken as rising from -inf or +inf
+        xb = torch.where(flat, torch.where(r0 > tt, -torch.inf, torch.inf), xb)
+        start, end = cols["start"].to(a.device), cols["end"].to(a.device)
+        up = d >= 0
+        lo = torch.where(up, (xb.floor() + 1).clamp(min=start, max=end), start)
+        hi = torch.where(up, end, xb.ceil().clamp(min=start, max=end))
+        hi = torch.maximum(hi, lo)
+        area += (hi - lo).sum((0, -1))
+        # one bag per (y, b, n) of the segments' [hi, lo] pairs, weighted +1/-1, over that row's prefix sums
+        base = ((torch.arange(size, device=a.device).view(size, 1, 1, 1) * b
+                 + torch.arange(b, device=a.device).view(1, b, 1, 1)) * (size + 1)).float()
+        idx = torch.stack([hi + base, lo + base], -1).long().view(size * b * n, -1)  # (S·B·N, L·2)
+        sign = torch.tensor([1.0, -1.0], device=a.device).repeat(idx.shape[1] // 2).expand(idx.shape).contiguous()
+        rows_sum = F.embedding_bag(idx, prefix.view(-1, k), mode="sum", per_sample_weights=sign)
+        inter += rows_sum.view(size, b, n, k).sum(0)
+    return inter.round().long(), area.round().long()
+
+
+def mask_hits(a: torch.Tensor, masks: torch.Tensor, thresholds: torch.Tensor,
+              phi: float = 0.2, max_elements: int = 1 << 22) -> torch.Tensor:
+    """hit[I, f, k] = IoU(S_f^I, mask_k^I) > φ, by `region_overlaps` (no upsampled map is ever
+    built). a: (B, N, H, W) activations; masks: (B, K, S, S) bool (an absent part has an empty
+    mask and is never hit); thresholds: (N,). Images go through in chunks of about
+    `max_elements` row segments to bound memory. Returns (B, N, K) bool.
+    """
+    b, n, _, w = a.shape
+    size = masks.shape[-1]
+    if a.device.type == "cuda":
+        max_elements *= 16  # a GPU has the memory, and fewer launches pay
+    step = max(1, max_elements // max(1, n * size * max(1, w - 1)))
+    out = []
+    for s in range(0, b, step):
+        inter, area = region_overlaps(a[s:s + step], masks[s:s + step], thresholds)
+        mask_area = masks[s:s + step].flatten(2).sum(-1).unsqueeze(1)  # (B, 1, K)
+        union = area.unsqueeze(-1) + mask_area - inter  # (B, N, K)
+        iou = inter.float() / union.float().clamp_min(1)  # float32, as `mask_iou` computes it
+        out.append((union > 0) & (iou > phi))
+    return torch.cat(out)
 
 
 def landmark_distances(a: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
