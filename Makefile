@@ -17,14 +17,14 @@ install: $(VENV)/.installed
 
 book: install
 	$(VENV)/bin/synclib reproduce --profile $(PROFILE) --jobs $(JOBS)
-	@echo "The book: $(CURDIR)/build/$(PROFILE)/book/_build/html/index.html"
+	@echo "The book: $(CURDIR)/book/_build/html/index.html"
 
 test: install
 	$(PY) -m pytest -q tests
 	$(PY) -m pytest -q --nbval-lax notebooks
 
 lint: install
-	$(VENV)/bin/ruff check synclib tests data_prep
+	$(VENV)/bin/ruff check synclib tests data_prep bench book/_ext
 
 clean-book:
-	rm -rf build/$(PROFILE)
+	rm -rf book/executed book/_build

@@ -46,10 +46,10 @@ class LocalExecutor:
             t0 = time.perf_counter()
             with open(log, "w") as lf:
                 rc = subprocess.call(cmd, stdout=lf, stderr=subprocess.STDOUT, env=env)
-            state = "done" if rc == 0 else f"FAILED (see {log})"
-            tqdm.write(f"{run.label} [{run.hash}] {state} in {time.perf_counter() - t0:.0f} s")
-            if rc != 0:
+            if rc != 0:  # a finished run says nothing: the bar counts it, its log has the rest
+                tqdm.write(f"{run.label} [{run.hash}] FAILED after {time.perf_counter() - t0:.0f} s (see {log})")
                 failed.append(run.label)
+            bar.set_postfix_str(run.label)
             bar.update(1)
 
         pending = list(todo)

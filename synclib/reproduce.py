@@ -1,24 +1,29 @@
-"""`synclib reproduce`: plan the runs, train what the store lacks, execute every artifact's
-notebook with papermill into the profile's book, build the book.
+"""`synclib reproduce`: plan the study, train what the store lacks, execute every artifact's
+notebook with papermill into book/executed/, build the book.
 
-build/<profile>/book/        the book's sources for this profile (copied from book/) and the
-                             executed notebooks; jupyter-book builds it to _build/html
-results/<profile>/           the CSV of each table and provenance.json
+book/                  the Jupyter Book (its _toc.yml, chapter pages and extension are committed)
+book/executed/         the executed notebooks and the study they read (git ignores it); the same
+                       folder a plain papermill loop writes, so `jupyter-book build book/`
+                       builds exactly this book
+results/<profile>/     the CSV of each table, the figures, provenance.json
 A failing notebook stops no other: it is saved with its error, reported at the end, and the
-command exits non-zero.
+command exits non-zero. An artifact whose data sets are missing gets a page that says so.
+
+The output is one line per stage and a progress bar for each long one; each run's training
+log is in runs/<hash>/train.log.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import yaml
+from tqdm import tqdm
 
 from .data.format import atomic_write_text
 from .executors import LocalExecutor
@@ -27,42 +32,37 @@ from .provenance import commit
 from .store import RunStore
 from .study import ARTIFACTS, Study
 
-__all__ = ["reproduce", "build_book", "REFERENCE_PAGES"]
+__all__ = ["reproduce", "build_book", "execute_notebook", "REFERENCE_PAGES", "book_dir"]
 
 # pages of the book's Reference part that are notebooks too (they need no run)
-REFERENCE_PAGES = {"getting_data": "Getting the data"}
+REFERENCE_PAGES = {"getting_data": "Getting the data", "performance": "Performance"}
 
 
-def _prepare_book(profile: str, artifacts: list[str]) -> Path:
-    """Copy book/ into build/<profile>/book and write its table of contents."""
-    src = repo_root() / "book"
-    dst = repo_root() / "build" / profile / "book"
-    dst.mkdir(parents=True, exist_ok=True)
-    for f in src.iterdir():
-        if f.is_file() and f.suffix in (".md", ".yml", ".bib", ".css"):
-            shutil.copy2(f, dst / f.name)
-    summary = "\n\n".join((src / "fragments" / f"{a}.md").read_text()
-                          for a in artifacts if (src / "fragments" / f"{a}.md").is_file())
-    (dst / "summary.md").write_text((src / "fragments" / "summary_head.md").read_text()
-                                    .replace("{profile}", profile) + "\n\n" + summary + "\n")
-    shutil.copytree(src / "_mathjax", dst / "_mathjax", dirs_exist_ok=True)
-    chapters = [{"file": "summary"}] + [{"file": a} for a in artifacts]
-    chapters += [{"file": "provenance"}]
-    toc = {"format": "jb-book", "root": "intro",
-           "parts": [{"caption": "Results", "chapters": chapters},
-                     {"caption": "Reference", "chapters": [{"file": p} for p in REFERENCE_PAGES]}]}
-    (dst / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
-    return dst
+def book_dir() -> Path:
+    return repo_root() / "book"
 
 
-def _execute(nb: str, out: Path, parameters: dict) -> tuple[bool, float, str]:
+def _ipc_kernel_manager():
+    """A kernel manager on IPC sockets: no TCP ports, and no warning about unencrypted TCP."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.transport = "ipc"
+
+    return IPCKernelManager
+
+
+def execute_notebook(nb: str, out: Path, parameters: dict) -> tuple[bool, float, str]:
+    """papermill `notebooks/<nb>.ipynb` into `out` on an IPC kernel. Returns (ok, seconds, error)."""
     import papermill as pm
 
     t0 = time.perf_counter()
     try:
         pm.execute_notebook(str(repo_root() / "notebooks" / f"{nb}.ipynb"), str(out),
-                            parameters=parameters, cwd=str(repo_root()),
-                            progress_bar=False, kernel_name="python3")
+                            parameters=parameters, cwd=str(repo_root()), progress_bar=False,
+                            kernel_name="python3", kernel_manager_class=_ipc_kernel_manager())
         _hide_injected(out)
         return True, time.perf_counter() - t0, ""
     except Exception as e:  # noqa: BLE001 - any failure is reported, the others still run
@@ -93,11 +93,30 @@ def _hide_injected(path: Path) -> None:
     nbformat.write(nb, path)
 
 
-def build_book(book_dir: Path) -> bool:
-    cmd = [sys.executable, "-m", "jupyter_book", "build", str(book_dir), "-W", "-n", "--keep-going"]
+def _skipped_page(art: str, reason: str, out: Path) -> None:
+    """The page of an artifact the study cannot build: its title, why, and "n/a" for every
+    number the summary page glues from it (so the book still builds with warnings as errors)."""
+    import nbformat
+
+    keys = sorted(set(re.findall(rf"`executed/{art}\.ipynb::(\w+)", (book_dir() / "summary.md").read_text())))
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_markdown_cell(f"# {ARTIFACTS[art].title}\n\nNot built on this profile: {reason}"))
+    if keys:
+        code = "from myst_nb import glue\n\n" + "".join(f'glue("{k}", "n/a", display=False)\n' for k in keys)
+        nb.cells.append(nbformat.v4.new_code_cell(code, metadata={"tags": ["remove-cell"]}))
+    nbformat.write(nb, out)
+    import papermill as pm  # execute it, so the glued values exist in its outputs
+
+    pm.execute_notebook(str(out), str(out), progress_bar=False, kernel_name="python3",
+                        kernel_manager_class=_ipc_kernel_manager())
+
+
+def build_book(book: Path | None = None) -> bool:
+    book = book or book_dir()
+    cmd = [sys.executable, "-m", "jupyter_book", "build", str(book), "-W", "-n", "--keep-going"]
     jb = Path(sys.executable).with_name("jupyter-book")
     if jb.exists():
-        cmd = [str(jb), "build", str(book_dir), "-W", "-n", "--keep-going"]
+        cmd = [str(jb), "build", str(book), "-W", "-n", "--keep-going"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         print(r.stdout[-4000:], r.stderr[-4000:], sep="\n")
@@ -106,7 +125,7 @@ def build_book(book_dir: Path) -> bool:
 
 def reproduce(profile: str = "quick", only: list[str] | None = None, jobs: int = 1,
               book: bool = True, executor=None) -> int:
-    """Regenerate the artifacts of a profile. Returns the process exit code."""
+    """Regenerate the artifacts of a profile into book/executed/. Returns the exit code."""
     t_start = time.perf_counter()
     study = Study.plan(profile, progress=True)
     name = study.name
@@ -114,6 +133,8 @@ def reproduce(profile: str = "quick", only: list[str] | None = None, jobs: int =
     if unknown:
         print(f"unknown artifacts {unknown}; known: {list(ARTIFACTS)}", file=sys.stderr)
         return 2
+    print(f"[plan] profile {name}: {len(study.datasets) - len(study.missing_datasets)} of "
+          f"{len(study.datasets)} data sets present")
     for ds in study.missing_datasets:
         conv = ds.spec.get("converter", "<converter>")
         print(f"[skip] data set {ds.name!r} not found at {ds.spec['root']}: convert it with "
@@ -121,51 +142,62 @@ def reproduce(profile: str = "quick", only: list[str] | None = None, jobs: int =
               "(see the book's 'Getting the data' page); artifacts that need it are built without it")
     wanted = list(only or study.profile.get("artifacts", list(ARTIFACTS)))
     artifacts = [a for a in wanted if a in study.artifacts]
+    skipped = [a for a in ARTIFACTS if a not in artifacts]
     for art in wanted:
         if art not in artifacts:
             print(f"[skip] {art}: the data sets it needs are missing")
-    book_dir = _prepare_book(name, artifacts)
-    study_path = study.save(book_dir / "study.json")  # what the notebooks read: no YAML, no manifest
+    executed = book_dir() / "executed"
+    executed.mkdir(parents=True, exist_ok=True)
+    study_path = study.save(executed / "study.json")  # what the notebooks read: no YAML, no manifest
     store = RunStore()
     runs = study.runs_for(*artifacts)
     t0 = time.perf_counter()
+    print(f"[train] {len(runs)} runs (logs in runs/<hash>/train.log)")
     failed_runs = (executor or LocalExecutor(jobs)).run(study, runs, store)
     train_s = time.perf_counter() - t0
-    print(f"{len(runs)} runs planned, trained in {train_s:.0f} s"
-          + (f"; FAILED: {failed_runs}" if failed_runs else ""))
 
     params = {"profile": name, "study_file": str(study_path)}
     prov = {"profile": name, "commit": commit(), "train_seconds": round(train_s, 1), "artifacts": {}}
     failures = []
-    done_path = book_dir / ".executed.json"
+    done_path = executed / ".executed.json"
     done = json.loads(done_path.read_text()) if done_path.is_file() else {}
-    for art in artifacts + list(REFERENCE_PAGES):
+    pages = artifacts + list(REFERENCE_PAGES) + ["provenance"]
+    print(f"[notebooks] {len(pages)} pages into book/executed/")
+    bar = tqdm(pages, desc="notebooks", unit="nb")
+    for art in bar:
+        bar.set_postfix_str(art)
         hashes = sorted({r.hash for r in study.runs_for(art)}) if art in ARTIFACTS else []
-        title = ARTIFACTS[art].title if art in ARTIFACTS else REFERENCE_PAGES[art]
+        title = ARTIFACTS[art].title if art in ARTIFACTS else REFERENCE_PAGES.get(art, "How this book was made")
+        if art == "provenance":  # the provenance page reads the others: always run last
+            atomic_write_text(study.results_dir / "provenance.json", json.dumps(prov, indent=2))
         key = _execution_key(art, study, hashes)
         prev = done.get(art, {})
-        if prev.get("key") == key and prev["record"]["ok"] and (book_dir / f"{art}.ipynb").is_file():
+        if art != "provenance" and prev.get("key") == key and prev["record"]["ok"] and (executed / f"{art}.ipynb").is_file():
             if art in ARTIFACTS:
                 prov["artifacts"][art] = prev["record"]
-            print(f"{art}: unchanged, not executed again (it took {prev['record']['wall_seconds']} s)")
+            tqdm.write(f"{art}: unchanged, not executed again (it took {prev['record']['wall_seconds']} s)")
             continue
-        ok, secs, err = _execute(art, book_dir / f"{art}.ipynb", params)
+        ok, secs, err = execute_notebook(art, executed / f"{art}.ipynb", params)
         record = {"title": title, "profile": name, "hashes": hashes, "commit": prov["commit"],
                   "wall_seconds": round(secs, 1), "ok": ok, "error": err}
         if art in ARTIFACTS:
             prov["artifacts"][art] = record
         done[art] = {"key": key, "record": record}
         atomic_write_text(done_path, json.dumps(done, indent=2))
-        print(f"{art}: {'ok' if ok else 'FAILED'} in {secs:.1f} s" + (f" -- {err}" if err else ""))
         if not ok:
+            tqdm.write(f"{art}: FAILED in {secs:.1f} s -- {err}")
             failures.append(art)
+    bar.close()
+    for art in skipped:
+        need = "a mask-annotated training data set" if art not in ("fig6",) else "a landmark or mask data set"
+        _skipped_page(art, f"it needs {need}, and none of this profile's is present.", executed / f"{art}.ipynb")
+        done.pop(art, None)
+    atomic_write_text(done_path, json.dumps(done, indent=2))
     atomic_write_text(study.results_dir / "provenance.json", json.dumps(prov, indent=2))
-    ok, secs, err = _execute("provenance", book_dir / "provenance.ipynb", params)
-    if not ok:
-        failures.append(f"provenance ({err})")
     if book:
-        if build_book(book_dir):
-            print(f"book: {book_dir / '_build' / 'html' / 'index.html'}")
+        print("[book] jupyter-book build book/")
+        if build_book():
+            print(f"book: {book_dir() / '_build' / 'html' / 'index.html'}")
         else:
             failures.append("jupyter-book build")
     print(f"reproduce --profile {name}: {time.perf_counter() - t_start:.0f} s")

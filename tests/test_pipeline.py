@@ -1,7 +1,10 @@
 """The reproduction pipeline: the study, the smoke book, a second run trains nothing, the lock."""
 
 import json
+import re
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -21,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def home(tmp_path, monkeypatch):
     """A project folder of its own: configs, notebooks and book copied, everything else new."""
     for d in ("configs", "notebooks", "book"):
-        shutil.copytree(ROOT / d, tmp_path / d, ignore=shutil.ignore_patterns("_build"))
+        shutil.copytree(ROOT / d, tmp_path / d, ignore=shutil.ignore_patterns("_build", "executed"))
     monkeypatch.setenv("SYNCLIB_HOME", str(tmp_path))
     return tmp_path
 
@@ -77,8 +80,8 @@ def test_smoke_reproduce_reads_once_builds_the_book_then_trains_nothing(home, tm
     assert [p for k, p in reads if k == "manifest"] == [str(home / "data/partworld-smoke/manifest.json")], reads
     out = capsys.readouterr().out
     assert f"0 of {n_runs} runs are in the store; {n_runs} to train" in out
-    html = home / "build/smoke/book/_build/html"
-    for page in ("intro", "summary", *ARTIFACTS, "provenance", "getting_data"):
+    html = home / "book/_build/html"
+    for page in ("intro", "summary", *(f"executed/{a}" for a in (*ARTIFACTS, "provenance", "getting_data", "performance"))):
         assert (html / f"{page}.html").is_file(), page
     t1 = pd.read_csv(home / "results/smoke/table1.csv")
     assert list(t1.columns) == ["dataset", "arch", "method", "interp", "stability", "purity", "diversity"]
@@ -101,6 +104,41 @@ def test_smoke_reproduce_reads_once_builds_the_book_then_trains_nothing(home, tm
     assert "claims: unchanged, not executed again" in out
     assert [k for k, _ in (line.split("\t") for line in log.read_text().splitlines())].count("manifest") == 1
 
+    # the ecosystem's own commands give the same book: a papermill loop, then jupyter-book build book/
+    before = _page_texts(html)
+    shutil.rmtree(home / "book/executed")
+    shutil.rmtree(home / "book/_build")
+    venv = Path(sys.executable).parent
+    (home / "book/executed").mkdir()
+    for nb in (*ARTIFACTS, "getting_data", "performance", "provenance"):
+        subprocess.run([str(venv / "papermill"), f"notebooks/{nb}.ipynb", f"book/executed/{nb}.ipynb",
+                        "-p", "profile", "smoke", "--no-progress-bar"], cwd=home, check=True, capture_output=True)
+    r = subprocess.run([str(venv / "jupyter-book"), "build", "book/", "-W", "-n", "--keep-going"], cwd=home,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    after = _page_texts(html)
+    assert before.keys() == after.keys()
+    for page in before:
+        assert before[page] == after[page], page
+
+
+def _page_texts(html: Path) -> dict[str, str]:
+    """The article text of every page, tags and styles stripped, pandas' random table ids masked;
+    on the provenance page the wall times and the training time are masked (timings excepted)."""
+    out = {}
+    for p in sorted(html.rglob("*.html")):
+        if "_static" in p.parts or "_sources" in p.parts or p.name in ("genindex.html", "search.html", "index.html"):
+            continue
+        text = p.read_text()
+        m = re.search(r"<article.*?</article>", text, re.S)
+        text = re.sub(r"<style.*?</style>", " ", m.group(0) if m else text, flags=re.S)
+        text = re.sub(r"T_[0-9a-f]{5}_", "T_", re.sub(r"<[^>]+>", " ", text))  # pandas' random table ids
+        text = re.sub(r"\s+", " ", text)
+        if p.stem == "provenance":
+            text = re.sub(r"\b\d+\.\d+\b", "<t>", re.sub(r"training \d+ s", "training <t> s", text))
+        out[str(p.relative_to(html))] = text
+    return out
+
 
 def test_failing_notebook_is_reported_and_others_still_run(home, capsys):
     from synclib.reproduce import reproduce
@@ -111,8 +149,9 @@ def test_failing_notebook_is_reported_and_others_still_run(home, capsys):
     (home / "notebooks/table2.ipynb").write_text(json.dumps(nb))
     assert reproduce("smoke", only=["table1", "table2"], book=False) == 1
     out = capsys.readouterr()
-    assert "table1: ok" in out.out and "table2: FAILED" in out.out
-    assert "broken on purpose" in (home / "build/smoke/book/table2.ipynb").read_text()
+    assert "table2: FAILED" in out.out and "FAILED: ['table2']" in out.err
+    assert "broken on purpose" in (home / "book/executed/table2.ipynb").read_text()
+    assert json.loads((home / "book/executed/.executed.json").read_text())["table1"]["record"]["ok"]  # the other ran
 
 
 def test_two_callers_never_both_train_a_run(home, monkeypatch):
@@ -145,7 +184,7 @@ def test_a_job_names_its_parent_folder_and_reads_no_profile(home):
 
 
 def test_unknown_profile_is_a_clear_error(home):
-    with pytest.raises(FileNotFoundError, match="profile 'nope' not found.*known: \\['paper', 'quick', 'smoke'\\]"):
+    with pytest.raises(FileNotFoundError, match="profile 'nope' not found.*known: \\['gpu', 'paper', 'quick', 'smoke'\\]"):
         load_profile("nope")
 
 
@@ -180,8 +219,10 @@ def test_paper_profile_builds_what_is_present(home, tmp_path, monkeypatch, capsy
     t2 = pd.read_csv(home / "results/paper/table2.csv")
     assert set(t2["dataset"]) == {"cub200"} and len(t2) == 6
     assert pd.read_csv(home / "results/paper/table1.csv").empty  # CUB has landmarks, not masks
-    html = (home / "build/paper/book/_build/html/getting_data.html").read_text()
+    html = (home / "book/_build/html/executed/getting_data.html").read_text()
     assert "muzzle" in html and "lwing" in html  # the mapping table, rendered from the converter
+    fig4 = (home / "book/_build/html/executed/fig4.html").read_text()
+    assert "Not built on this profile" in fig4  # a page that says why, not a missing page
 
 
 def test_default_params_share_the_main_run(home):

@@ -1,0 +1,211 @@
+"""`python -m bench`: what evaluation and the losses cost, beside the forward pass they serve.
+
+For VGG16 and ResNet18 (full width, and the quick profile's narrow widths) at 112² and 224²:
+
+- evaluation vs forward: the Table I path on the interpretable layer's maps of one batch of
+  32 images (thresholds, region overlaps with 5 part masks, hits, the four metrics) against
+  the forward pass that made the maps; on the CPU with one thread, as measured in the issue.
+  The dense path (every map upsampled, compared and intersected pixel by pixel) is timed
+  beside it where it takes seconds, not minutes.
+- training step with and without the losses: `ours` (L_ce + λ1 L_lac + λ2 L_sync) against
+  `baseline` (L_ce), a full SGD step at the paper's batch sizes (32 for VGG16, 64 for
+  ResNet18); bf16 autocast on a GPU, fp32 on the CPU.
+
+Writes bench/results/<machine>.json (committed: the book's Performance page shows every
+machine's figures). Runs from the source tree with whatever torch is installed
+(`PYTHONPATH=. python -m bench`), so it also runs on a GPU machine without the book's stack.
+
+    python -m bench [--device cuda] [--quick] [--out bench/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from synclib.methods import get_method
+from synclib.metrics.hits import filter_thresholds, mask_hits, mask_hits_dense
+from synclib.metrics.interpretability import summarize
+from synclib.models import build_model
+
+CONFIGS = [  # (arch, width, size, label)
+    ("resnet18", 1.0, 112, "ResNet18, 112²"),
+    ("resnet18", 1.0, 224, "ResNet18, 224²"),
+    ("vgg16", 1.0, 112, "VGG16, 112²"),
+    ("vgg16", 1.0, 224, "VGG16, 224²"),
+    ("resnet18", 0.25, 112, "ResNet18 ¼ width, 112² (quick)"),
+    ("vgg16_bn", 0.125, 112, "VGG16-BN ⅛ width, 112² (quick)"),
+]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device, repeats: int, warmup: int = 1) -> float:
+    """Median wall time of fn() over `repeats` calls after `warmup` calls, in seconds."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def part_masks(b: int, k: int, size: int, seed: int = 0) -> torch.Tensor:
+    """(b, k, size, size) bool: k overlapping elliptic parts per image, PartWorld-like."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    c = torch.rand(b, k, 2, generator=g) * size
+    r = (0.08 + 0.15 * torch.rand(b, k, 2, generator=g)) * size
+    d = ((yy - c[..., 0, None, None]) / r[..., 0, None, None]) ** 2 + ((xx - c[..., 1, None, None]) / r[..., 1, None, None]) ** 2
+    return d <= 1
+
+
+def machine(device: torch.device) -> dict:
+    d = {"torch": torch.__version__, "device": device.type, "threads": torch.get_num_threads(),
+         "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
+    if device.type == "cuda":
+        d["gpu"] = torch.cuda.get_device_name(device)
+    else:
+        try:
+            d["cpu"] = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        except (OSError, StopIteration):
+            pass
+    return d
+
+
+def _forward(model, x, device):
+    @torch.no_grad()
+    def forward():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            return model(x).a
+
+    return forward
+
+
+def _evaluate(a, masks):
+    def evaluate(hits=mask_hits):  # the Table I path on maps a: (B, N, H, W)
+        t = filter_thresholds(a, 0.3)
+        return summarize(hits(a, masks, t, 0.2).cpu())
+
+    return evaluate
+
+
+def _train_step(method, model, x, y, device):
+    opt = torch.optim.SGD(method.param_groups(model), lr=1e-3, momentum=0.9)
+
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            out = method.forward(model, x, y)
+        loss = sum(method.losses(out, y, model).values())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def bench_eval(device: torch.device, quick: bool) -> list[dict]:
+    rows = []
+    for arch, width, size, label in CONFIGS:
+        if quick and size == 224:
+            continue
+        torch.manual_seed(0)
+        model = build_model(arch, 6, width).to(device).eval()
+        x = torch.rand(32, 3, size, size, device=device)
+        masks = part_masks(32, 5, size).to(device)
+
+        forward = _forward(model, x, device)
+        a = forward().float()
+        evaluate = _evaluate(a, masks)
+
+        reps = 5 if device.type == "cuda" else 2
+        f = timed(forward, device, reps)
+        e = timed(evaluate, device, reps)
+        row = {"config": label, "arch": arch, "width": width, "size": size, "maps": list(a.shape[1:]),
+               "forward_s": f, "eval_s": e, "eval_over_forward": e / f}
+        dense_work = a.shape[1] * size * size
+        if device.type == "cuda" or dense_work <= 512 * 112 * 112:
+            d = timed(functools.partial(evaluate, mask_hits_dense), device, 1, warmup=0 if device.type == "cpu" else 1)
+            row.update(dense_eval_s=d, dense_over_forward=d / f)
+            row["same_hits"] = bool(torch.equal(mask_hits(a, masks, filter_thresholds(a, 0.3), 0.2),
+                                                mask_hits_dense(a, masks, filter_thresholds(a, 0.3), 0.2)))
+        rows.append(row)
+        print(f"eval   {label:34s} maps {tuple(a.shape[1:])}  forward {f:.4f} s  eval {e:.4f} s  "
+              f"ratio {e / f:.3f}" + (f"  (dense {row['dense_over_forward']:.2f})" if "dense_eval_s" in row else ""),
+              flush=True)
+    return rows
+
+
+def bench_train(device: torch.device, quick: bool) -> list[dict]:
+    rows = []
+    for arch, width, size, label in CONFIGS[:4]:
+        if quick and size == 224:
+            continue
+        batch = 64 if arch.startswith("resnet") else 32
+        x = torch.rand(batch, 3, size, size, device=device)
+        y = torch.randint(0, 6, (batch,), device=device)
+        times = {}
+        for name in ("baseline", "ours"):
+            torch.manual_seed(0)
+            method = get_method(name, arch)
+            model = method.prepare(build_model(arch, 6, width), None).to(device).train()
+            if device.type == "cuda":
+                model = model.to(memory_format=torch.channels_last)
+            step = _train_step(method, model, x, y, device)
+            reps = 20 if device.type == "cuda" else (2 if size == 224 else 3)
+            times[name] = timed(step, device, reps, warmup=3 if device.type == "cuda" else 1)
+        over = (times["ours"] - times["baseline"]) / times["baseline"]
+        rows.append({"config": label, "arch": arch, "size": size, "batch": batch, "baseline_step_s": times["baseline"],
+                     "ours_step_s": times["ours"], "loss_overhead": over,
+                     "images_per_s_baseline": batch / times["baseline"]})
+        print(f"train  {label:34s} batch {batch}  baseline {times['baseline']:.4f} s  ours {times['ours']:.4f} s  "
+              f"overhead {100 * over:+.1f} %", flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--quick", action="store_true", help="112² only (a minute on the CPU)")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    ap.add_argument("--name", default=None, help="the results file's name (default: the machine's)")
+    args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cpu":
+        torch.set_num_threads(1)  # evaluation vs forward on one thread, as the issue measured
+    info = machine(device)
+    print(f"bench on {info}", flush=True)
+    t0 = time.perf_counter()
+    ev = bench_eval(device, args.quick)
+    if device.type == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)  # training steps on every core
+    tr = bench_train(device, args.quick)
+    name = args.name or (info.get("gpu") or f"cpu-{info['cores']}core").replace(" ", "-").lower()
+    out = Path(args.out) / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result = {"machine": info, "quick": args.quick, "seconds": round(time.perf_counter() - t0, 1),
+              "when": time.strftime("%Y-%m-%d"), "eval": ev, "train": tr}
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    os.replace(tmp, out)
+    print(f"wrote {out} in {result['seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
