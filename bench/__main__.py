@@ -151,7 +151,25 @@ def bench_eval(device: torch.device, quick: bool) -> list[dict]:
     return rows
 
 
-def bench_train(device: torch.device, quick: bool) -> list[dict]:
+def _compiled_losses(method):
+    """`method.losses` with L_lac and L_sync in one torch.compile'd fp32 graph, outside autocast
+    (compiling them under bf16 autocast made ResNet18 slower, as the issue reports)."""
+    import torch.nn.functional as F
+
+    from synclib.losses import lac_loss, sync_loss
+
+    p = method.params
+    reg = torch.compile(lambda a: p["lambda1"] * lac_loss(a) + p["lambda2"] * sync_loss(a, eps=p["eps"]),
+                        fullgraph=True, dynamic=False)
+
+    def losses(out, y, model):
+        with torch.autocast(out.a.device.type, enabled=False):
+            return {"ce": F.cross_entropy(out.logits.float(), y), "reg": reg(out.a.float())}
+
+    return losses
+
+
+def bench_train(device: torch.device, quick: bool, compiled: bool = False) -> list[dict]:
     rows = []
     for arch, width, size, label in CONFIGS[:4]:
         if quick and size == 224:
@@ -160,9 +178,11 @@ def bench_train(device: torch.device, quick: bool) -> list[dict]:
         x = torch.rand(batch, 3, size, size, device=device)
         y = torch.randint(0, 6, (batch,), device=device)
         times = {}
-        for name in ("baseline", "ours"):
+        for name in ("baseline", "ours") + (("ours_compiled",) if compiled else ()):
             torch.manual_seed(0)
-            method = get_method(name, arch)
+            method = get_method(name.removesuffix("_compiled"), arch)
+            if name == "ours_compiled":
+                method.losses = _compiled_losses(method)
             model = method.prepare(build_model(arch, 6, width), None).to(device).train()
             if device.type == "cuda":
                 model = model.to(memory_format=torch.channels_last)
@@ -173,8 +193,14 @@ def bench_train(device: torch.device, quick: bool) -> list[dict]:
         rows.append({"config": label, "arch": arch, "size": size, "batch": batch, "baseline_step_s": times["baseline"],
                      "ours_step_s": times["ours"], "loss_overhead": over,
                      "images_per_s_baseline": batch / times["baseline"]})
+        if compiled:
+            rows[-1].update(ours_compiled_step_s=times["ours_compiled"],
+                            compiled_loss_overhead=(times["ours_compiled"] - times["baseline"]) / times["baseline"])
         print(f"train  {label:34s} batch {batch}  baseline {times['baseline']:.4f} s  ours {times['ours']:.4f} s  "
               f"overhead {100 * over:+.1f} %", flush=True)
+        if compiled:
+            print(f"       {label}: ours with compiled losses {times['ours_compiled']:.4f} s  overhead "
+                  f"{100 * rows[-1]['compiled_loss_overhead']:+.1f} %", flush=True)
     return rows
 
 
@@ -184,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="112² only (a minute on the CPU)")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     ap.add_argument("--name", default=None, help="the results file's name (default: the machine's)")
+    ap.add_argument("--train-only", action="store_true", help="only the training steps")
+    ap.add_argument("--compile-losses", action="store_true",
+                    help="also time `ours` with its two losses torch.compile'd (fp32, outside autocast)")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cpu":
@@ -191,10 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     info = machine(device)
     print(f"bench on {info}", flush=True)
     t0 = time.perf_counter()
-    ev = bench_eval(device, args.quick)
+    ev = [] if args.train_only else bench_eval(device, args.quick)
     if device.type == "cpu":
         torch.set_num_threads(os.cpu_count() or 1)  # training steps on every core
-    tr = bench_train(device, args.quick)
+    tr = bench_train(device, args.quick, args.compile_losses)
     name = args.name or (info.get("gpu") or f"cpu-{info['cores']}core").replace(" ", "-").lower()
     out = Path(args.out) / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
