@@ -50,7 +50,7 @@ class RunStore:
         if run.parent:
             cfg["init_from"] = str(self.path(run.parent))
         return {"hash": run.hash, "label": run.label, "config": cfg, "data": run.data_root,
-                "key": run.key, "store": str(self.root)}
+                "parent": run.parent, "key": run.key}
 
     def write_job(self, run, manifest: dict | None = None) -> Path:
         """runs/<hash>/job.json; `manifest` (the data set's, as the study read it) spares the
@@ -91,8 +91,10 @@ def train_job(path: str | Path, progress: bool = True, device: str | None = None
     path = Path(path).resolve()
     job = read_job(path)
     out = path.parent
-    store = RunStore(job.get("store") or out.parent)
+    store = RunStore(out.parent)  # the job lies in its run folder: the store is where the job is
     h = job["hash"]
+    if job.get("parent"):  # the run it fine-tunes, beside it in this store (wherever it is mounted)
+        job["config"]["init_from"] = str(store.path(job["parent"]))
     if store.is_done(h):
         return out
     with store.lock(h):

@@ -147,8 +147,10 @@ class Run:
 
 
 class Study:
-    """A profile resolved once: data sets, runs and the artifacts that need them. Immutable
-    after `plan`; `save`/`load` carry it to notebooks and workers without the YAML."""
+    """A profile resolved once: data sets, runs and the artifacts that need them. Every run
+    is a pure function of the profile and the data fingerprints (`find` resolves one more on
+    request, with the same hash any planner would give it); `save`/`load` carry the study to
+    notebooks and workers without the YAML."""
 
     def __init__(self, profile: dict, path: str, datasets: dict[str, DataSet]):
         self.profile = profile
