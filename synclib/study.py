@@ -95,6 +95,11 @@ class DataSet:
     def present(self) -> bool:
         return self.manifest is not None
 
+    def missing_message(self) -> str:
+        conv = self.spec.get("converter", "<converter>")
+        return (f"data set {self.name!r} is not at {self.root}: convert it with `python -m data_prep.{conv} "
+                f"--src ORIGINAL --out {self.root}` (see the book's 'Getting the data' page)")
+
     def fingerprint(self, split: str) -> str | None:
         return (self.manifest or {}).get("fingerprints", {}).get(split)
 
@@ -103,7 +108,7 @@ class DataSet:
         from .data import PartDataset
 
         if self.manifest is None:
-            raise FileNotFoundError(f"data set {self.name!r} is not at {self.root}")
+            raise FileNotFoundError(self.missing_message())
         return PartDataset(self.root, split, cache=cache, manifest=self.manifest)
 
 
@@ -189,7 +194,7 @@ class Study:
         prof = self.profile
         ds = self.datasets[dataset]
         if not ds.present:
-            raise FileNotFoundError(f"data set {dataset!r} is not at {ds.root}: it has no runs")
+            raise FileNotFoundError(ds.missing_message())
         a, t = prof["archs"][family], prof["train"]
         base = get_method(method, a["arch"]).params
         defaults = dict(base)

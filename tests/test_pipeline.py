@@ -194,6 +194,9 @@ def test_paper_profile_skips_missing_data(home, monkeypatch, capsys):
     assert study.datasets["voc_part"].root == str(home / "nowhere/voc_part")
     assert not study.datasets["voc_part"].present
     assert study.runs_for("table1") == [] and study.artifacts == ["table1", "table2", "claims"]
+    with pytest.raises(FileNotFoundError, match=r"'voc_part' is not at .*nowhere/voc_part: convert it with "
+                       r"`python -m data_prep.pascal_part --src ORIGINAL --out .*nowhere/voc_part`"):
+        study.find("voc_part", "vgg16", "ours")
 
 
 def test_paper_profile_builds_what_is_present(home, tmp_path, monkeypatch, capsys):
