@@ -9,6 +9,7 @@ claims page reads what Tables III-IV and Figures 9-10 computed instead of recomp
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import dataclass
@@ -22,18 +23,19 @@ from .data import PartDataset
 from .data.format import atomic_write_text
 from .metrics.hits import filter_thresholds, landmark_distances, mask_iou, regions
 from .metrics.interpretability import summarize
-from .metrics.landscape import loss_landscape
+from .metrics.landscape import loss_landscape, roughness
 from .metrics.modules import module_consistency, module_labels, module_part_alignment, part_labels
-from .metrics.pruning import taylor_pruning_curve
+from .metrics.pruning import pruning_auc, taylor_pruning_curve
 from .probe import Probe, activations, mask_hits_for
 from .provenance import source_hash
 from .store import RunStore
 from .study import Run, Study
-from .train import load_run
+from .train import load_run, pick_device
 
 __all__ = ["LoadedRun", "load", "filter_examples", "mean_maps", "landmark_curves",
            "sensitivity_table", "sensitivity_maps", "pruning_curves", "landscapes",
-           "module_tables", "module_row", "pruning_curve", "landscape", "claims"]
+           "module_tables", "module_row", "pruning_curve", "landscape", "landscape_table", "at_equal_interp",
+           "claims", "claims_all", "table_claims", "CLAIM_COLUMNS"]
 
 ANALYSIS_SOURCES = ("analysis.py", "probe.py", "metrics", "data/dataset.py", "models.py")
 
@@ -51,12 +53,18 @@ class LoadedRun:
 
 @lru_cache(maxsize=64)
 def load(study: Study, run: Run, split: str = "test") -> LoadedRun:
-    """A run of the study (trained here if the store lacks it), its model and its probe."""
+    """A run of the study (trained here if the store lacks it), its model and its probe.
+
+    The probe runs on the accelerator when there is one (in float32); the model is then
+    handed back on the CPU, beside the probe's CPU tensors, so no analysis can mix devices.
+    An analysis that wants the accelerator (the loss landscape) moves model and data itself.
+    """
     store = RunStore()
     store.ensure(study, run)
     model, _, _ = load_run(store.path(run.hash))
     ds = study.datasets[run.dataset].split(split)
-    return LoadedRun(run, model, activations(model, ds), ds)
+    probe = activations(model, ds)
+    return LoadedRun(run, model.cpu(), probe, ds)
 
 
 def _cached(study: Study, run: Run, name: str, args: dict, compute):
@@ -72,10 +80,11 @@ def _cached(study: Study, run: Run, name: str, args: dict, compute):
     return value
 
 
-def _main(study: Study, arch: str, method: str, seed: int = 0) -> Run:
-    if study.main_dataset is None:
+def _main(study: Study, arch: str, row: str, seed: int = 0, dataset: str | None = None) -> Run:
+    """The run of a table row (`ours`, `ours_mean`, ...) on the main data set (or `dataset`)."""
+    if dataset is None and study.main_dataset is None:
         raise FileNotFoundError(f"{study.path}: no mask-annotated training data set is present")
-    return study.find(study.main_dataset, arch, method, seed)
+    return study.find_row(dataset or study.main_dataset, arch, row, seed)
 
 
 def _top_phi(study: Study, run: Run) -> tuple[float, float]:
@@ -121,31 +130,54 @@ def mean_maps(study: Study, arch: str, images: list[int]) -> dict:
 
 
 # ---------------------------------------------------------------- Figure 6
-def landmark_curves(study: Study, radii: np.ndarray | None = None) -> pd.DataFrame:
+def landmark_curves(study: Study, radii: np.ndarray | None = None, seeds: list[int] | None = None,
+                    rows: list[str] | None = None) -> pd.DataFrame:
     """Metric-pair curves on landmarks: the four metrics as the assigning radius r (normalized
-    image units) slides, per data set, arch and method.
-    Rows: dataset, arch, method, r, interp, stability, purity, diversity."""
+    image units) slides, per data set, arch, row and seed (default seed 0).
+    Rows: dataset, arch, method, seed, r, interp, stability, purity, diversity."""
     radii = np.linspace(0.02, 0.4, 12) if radii is None else radii
-    rows = []
+    out = []
     for ds in study.landmark_datasets:
         split = study.datasets[ds].spec.get("eval_split", "test")
         for arch in study.families:
-            for m in study.methods:
-                p = load(study, study.find(ds, arch, m, 0), split)
-                if not p.data.has_landmarks:
-                    raise ValueError(f"{p.data.root} has no landmarks: Figure 6 needs them")
-                lm = torch.stack([torch.tensor(r["landmarks"], dtype=torch.float32) for r in p.data.rows])
-                d = landmark_distances(p.probe.a, lm)  # (I, N, K)
-                for r in radii:
-                    rows.append({"dataset": ds, "arch": arch, "method": m, "r": float(r), **summarize(d < r)})
-    return pd.DataFrame(rows)
+            for m in rows or study.methods:
+                for seed in seeds or [0]:
+                    p = load(study, study.find_row(ds, arch, m, seed), split)
+                    if not p.data.has_landmarks:
+                        raise ValueError(f"{p.data.root} has no landmarks: Figure 6 needs them")
+                    lm = torch.stack([torch.tensor(r["landmarks"], dtype=torch.float32) for r in p.data.rows])
+                    d = landmark_distances(p.probe.a, lm)  # (I, N, K)
+                    for r in radii:
+                        out.append({"dataset": ds, "arch": arch, "method": m, "seed": seed, "r": float(r),
+                                    **summarize(d < r)})
+    return pd.DataFrame(out)
+
+
+def at_equal_interp(curves: pd.DataFrame, metric: str, points: int = 20) -> pd.DataFrame:
+    """Figure 6 read at equal Interp: per data set and arch, the Interp range every curve
+    covers (all rows, all seeds) is sampled at `points` values; each curve's `metric` is
+    interpolated there and averaged. Rows: dataset, arch, method, seed, value, lo, hi
+    (lo, hi: the common Interp range; NaN values when the curves do not overlap)."""
+    out = []
+    for (ds, arch), g in curves.groupby(["dataset", "arch"], sort=False):
+        per = list(g.groupby(["method", "seed"], sort=False))
+        lo = max(c["interp"].min() for _, c in per)
+        hi = min(c["interp"].max() for _, c in per)
+        grid = np.linspace(lo, hi, points) if hi > lo else None
+        for (m, seed), c in per:
+            c = c.sort_values("interp")
+            x, y = c["interp"].to_numpy(float), c[metric].to_numpy(float)
+            ok = np.isfinite(y)
+            v = float(np.interp(grid, x[ok], y[ok]).mean()) if grid is not None and ok.sum() >= 2 else float("nan")
+            out.append({"dataset": ds, "arch": arch, "method": m, "seed": seed, "value": v, "lo": lo, "hi": hi})
+    return pd.DataFrame(out)
 
 
 # ---------------------------------------------------------------- Figures 7 and 8
-def sensitivity_table(study: Study) -> pd.DataFrame:
+def sensitivity_table(study: Study, reading: str = "printed") -> pd.DataFrame:
     """Rows: param, value, interp, stability, purity, diversity, accuracy, hash."""
     rows = []
-    for param, value, run in study.sensitivity():
+    for param, value, run in study.sensitivity(reading):
         p = load(study, run)
         met = summarize(mask_hits_for(p.probe, p.data, *_top_phi(study, run)))
         rows.append({"param": param, "value": value, **met, "accuracy": p.probe.accuracy, "hash": run.hash})
@@ -164,25 +196,33 @@ def sensitivity_maps(study: Study, image: int = 0) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- Figures 9 and 10
 def pruning_curve(study: Study, run: Run, max_images: int = 400, steps: int = 32) -> dict:
-    """{"removed": [...], "accuracy": [...], "n": filters} of Taylor pruning; cached per run."""
+    """{"removed": [...], "accuracy": [...], "n": filters, "auc": normalized area} of Taylor
+    pruning: filters ranked on (at most `max_images`) training images, accuracy measured on
+    the test images; cached per run."""
     def compute():
         p = load(study, run)
-        a, y = p.probe.a[:max_images], p.probe.labels[:max_images]
-        n = a.shape[1]
-        removed, acc = taylor_pruning_curve(p.model.head, a, y, step=max(1, n // steps))
-        return {"removed": [int(r) for r in removed], "accuracy": [float(v) for v in acc], "n": int(n)}
+        train = study.datasets[run.dataset].split("train")
+        ranked = activations(p.model, torch.utils.data.Subset(train, range(min(max_images, len(train)))), device="cpu")
+        n = p.probe.a.shape[1]
+        removed, acc = taylor_pruning_curve(p.model.head, ranked.a, ranked.labels, max(1, n // steps),
+                                            p.probe.a, p.probe.labels)
+        return {"removed": [int(r) for r in removed], "accuracy": [float(v) for v in acc], "n": int(n),
+                "auc": pruning_auc(removed, acc, n)}
 
-    return _cached(study, run, "pruning", {"max_images": max_images, "steps": steps}, compute)
+    return _cached(study, run, "pruning", {"max_images": max_images, "steps": steps, "rank": "train"}, compute)
 
 
-def pruning_curves(study: Study, arch: str, max_images: int = 400, steps: int = 32) -> pd.DataFrame:
-    """Accuracy against filters removed by Taylor pruning. Rows: method, removed, fraction, accuracy."""
-    rows = []
-    for m in study.methods:
-        c = pruning_curve(study, _main(study, arch, m), max_images, steps)
-        rows += [{"method": m, "removed": r, "fraction": r / c["n"], "accuracy": v}
-                 for r, v in zip(c["removed"], c["accuracy"])]
-    return pd.DataFrame(rows)
+def pruning_curves(study: Study, arch: str, max_images: int = 400, steps: int = 32,
+                   seeds: list[int] | None = None, rows: list[str] | None = None) -> pd.DataFrame:
+    """Accuracy against filters removed by Taylor pruning.
+    Rows: method, seed, removed, fraction, accuracy, auc (the run's normalized area)."""
+    out = []
+    for m in rows or study.methods:
+        for seed in seeds or [0]:
+            c = pruning_curve(study, _main(study, arch, m, seed), max_images, steps)
+            out += [{"method": m, "seed": seed, "removed": r, "fraction": r / c["n"], "accuracy": v, "auc": c["auc"]}
+                    for r, v in zip(c["removed"], c["accuracy"])]
+    return pd.DataFrame(out)
 
 
 def landscape(study: Study, run: Run, images: int = 64, points: int = 9, span: float = 1.0):
@@ -190,18 +230,33 @@ def landscape(study: Study, run: Run, images: int = 64, points: int = 9, span: f
     def compute():
         p = load(study, run)
         batch = [p.data[i] for i in range(min(images, len(p.data)))]
-        x = torch.stack([b["image"] for b in batch])
-        y = torch.tensor([b["label"] for b in batch])
-        coords, loss = loss_landscape(p.model.cpu(), x, y, span=span, points=points)
-        return {"coords": [float(c) for c in coords], "loss": torch.as_tensor(loss).tolist()}
+        dev = pick_device()
+        x = torch.stack([b["image"] for b in batch]).to(dev)
+        y = torch.tensor([b["label"] for b in batch]).to(dev)
+        model = copy.deepcopy(p.model).to(dev)  # the loaded run's model stays on the CPU
+        coords, loss = loss_landscape(model, x, y, span=span, points=points)
+        return {"coords": [float(c) for c in coords], "loss": torch.as_tensor(loss).cpu().tolist()}
 
     v = _cached(study, run, "landscape", {"images": images, "points": points, "span": span}, compute)
     return np.asarray(v["coords"]), torch.tensor(v["loss"])
 
 
-def landscapes(study: Study, arch: str, images: int = 64, points: int = 9, span: float = 1.0) -> dict:
-    """Per method: (coords, loss grid) of the interpretable layer's loss landscape (seed 0)."""
-    return {m: landscape(study, _main(study, arch, m), images, points, span) for m in study.methods}
+def landscapes(study: Study, arch: str, images: int = 64, points: int = 9, span: float = 1.0,
+               seed: int = 0) -> dict:
+    """Per method: (coords, loss grid) of the interpretable layer's loss landscape."""
+    return {m: landscape(study, _main(study, arch, m, seed), images, points, span) for m in study.methods}
+
+
+def landscape_table(study: Study, arch: str, images: int = 64, points: int = 9, span: float = 1.0,
+                    seeds: list[int] | None = None, rows: list[str] | None = None) -> pd.DataFrame:
+    """Per row and seed: the landscape's mean loss ("lower") and its roughness ("smoother":
+    mean |discrete Laplacian| / mean loss). Rows: method, seed, mean_loss, roughness."""
+    out = []
+    for m in rows or study.methods:
+        for seed in seeds or [0]:
+            _, loss = landscape(study, _main(study, arch, m, seed), images, points, span)
+            out.append({"method": m, "seed": seed, "mean_loss": float(loss.mean()), "roughness": roughness(loss)})
+    return pd.DataFrame(out)
 
 
 # ---------------------------------------------------------------- Tables III and IV
@@ -211,111 +266,218 @@ def module_row(study: Study, run: Run, max_images: int = 100) -> dict:
     def compute():
         p = load(study, run)
         k = len(p.data.parts)
-        hits = mask_hits_for(p.probe, p.data, *_top_phi(study, run))
-        parts, active = part_labels(hits)
-        return {"consistency": float(module_consistency(p.probe.a[:max_images], k)),
-                **{k_: float(v) for k_, v in module_part_alignment(module_labels(p.probe.a, k), parts, active).items()}}
+        row = {"consistency": float(module_consistency(p.probe.a[:max_images], k)),
+               "nmi": float("nan"), "ari": float("nan"), "avi": float("nan")}
+        if p.data.has_masks:  # Table IV needs parts in pixels; Table III needs none
+            hits = mask_hits_for(p.probe, p.data, *_top_phi(study, run))
+            parts, active = part_labels(hits)
+            row.update({k_: float(v) for k_, v in
+                        module_part_alignment(module_labels(p.probe.a, k), parts, active).items()})
+        return row
 
     return _cached(study, run, "modules", {"max_images": max_images}, compute)
 
 
-def module_tables(study: Study, arch: str, max_images: int = 100, seeds: list[int] | None = None) -> pd.DataFrame:
-    """Tables III and IV per method and seed. Rows: dataset, arch, method, seed,
-    consistency, nmi, ari, avi."""
-    rows = []
-    for m in study.methods:
-        for seed in seeds or [0]:
-            run = _main(study, arch, m, seed)
-            rows.append({"dataset": run.dataset, "arch": arch, "method": m, "seed": seed,
-                         **module_row(study, run, max_images)})
-    return pd.DataFrame(rows)
+def module_tables(study: Study, arch: str, max_images: int = 100, seeds: list[int] | None = None,
+                  rows: list[str] | None = None, datasets: list[str] | None = None) -> pd.DataFrame:
+    """Tables III and IV per data set, row and seed (default: every training data set of the
+    study with parts, as the paper's four columns). Rows: dataset, arch, method, seed,
+    consistency, nmi, ari, avi (NaN without part masks)."""
+    out = []
+    for ds in datasets or study.module_datasets:
+        for m in rows or study.methods:
+            for seed in seeds or [0]:
+                run = _main(study, arch, m, seed, ds)
+                out.append({"dataset": run.dataset, "arch": arch, "method": m, "seed": seed,
+                            **module_row(study, run, max_images)})
+    return pd.DataFrame(out)
 
 
 # ---------------------------------------------------------------- claims
-def _pm(mean: float, std: float | None, n: int, fmt: str = ".3f") -> str:
-    return f"{mean:{fmt}}" + (f" ± {std:{fmt}}" if n > 1 and std == std else "")
+CLAIM_COLUMNS = ["claim", "reading", "paper", "ours", "effect", "interval", "p", "verdict", "note"]
 
 
-def claims(study: Study) -> pd.DataFrame:
-    """Each qualitative claim of the paper with the paper's numbers, ours (mean ± std over the
-    profile's seeds where a table has them) and whether it holds on this profile.
-    Columns: claim, paper, ours, holds."""
-    from .paper_values import TABLE1, TABLE2, TABLE3, TABLE4
-    from .tables import STD_DDOF, table1, table2
+def _pm(x) -> str:
+    """mean ± sample std (n) of the finite values of x."""
+    from .tables import STD_DDOF
 
-    prof = study.profile
+    x = np.asarray(x, float)
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return "n/a"
+    sd = f" ± {x.std(ddof=STD_DDOF):.3g}" if len(x) > 1 else ""
+    return f"{x.mean():.3g}{sd} (n={len(x)})"
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.4g}"
+
+
+def _claim_row(claim: str, reading: str, paper: str, ours_txt: str, v=None, steps: list | None = None) -> dict:
+    """One line of the claims table: a single test `v`, or a conjunction of `steps`."""
+    from . import verdicts as V
+
+    if steps is not None:  # every step's effect and interval, one verdict
+        return {"claim": claim, "reading": reading, "paper": paper, "ours": ours_txt,
+                "effect": "; ".join(f"{s.effect:.3g}" for s in steps),
+                "interval": "; ".join(s.interval() for s in steps),
+                "p": "; ".join(f"{s.p:.2g}" for s in steps), "verdict": V.all_of(steps),
+                "note": "every step must hold"}
+    return {"claim": claim, "reading": reading, "paper": paper, "ours": ours_txt, "effect": f"{v.effect:.3g}",
+            "interval": v.interval(), "p": f"{v.p:.2g}", "verdict": v.verdict, "note": v.note}
+
+
+def table_claims(rr: pd.DataFrame, reading: str = "printed", paper_dataset=lambda ds: ds) -> list[dict]:
+    """The claims of Tables I and II, judged on per-seed rows `rr` (columns dataset,
+    eval_dataset, arch, method, seed, accuracy and, for Table I, interp, stability, purity,
+    diversity; `method` holds the row: `ours` is `ours` under the printed reading, else
+    `ours_<reading>`). A claim whose rows are missing is left out. Returns claim rows."""
+    from . import verdicts as V
+    from .paper_values import TABLE1, TABLE2
+
+    ours = "ours" if reading == "printed" else f"ours_{reading}"
+    out: list[dict] = []
+    if rr.empty:
+        return out
+    if "interp" in rr.columns:
+        t1 = rr[rr["eval_dataset"].notna() & rr["interp"].notna()]
+        for (ds, a), g in t1.groupby(["eval_dataset", "arch"], sort=False):
+            col = {m: g[g.method == m] for m in g.method.unique()}
+            if ours not in col or "baseline" not in col:
+                continue
+            o, b = col[ours], col["baseline"]
+            po, pb = TABLE1.get((paper_dataset(ds), a, "ours"), {}), TABLE1.get((paper_dataset(ds), a, "baseline"), {})
+            for metric, expect, word in (("interp", "greater", "a higher Interp"),
+                                         ("stability", "less", "a lower Stability (more stable)"),
+                                         ("purity", "less", "a lower Purity")):
+                out.append(_claim_row(f"{ds}/{a}: ours has {word} than the baseline (Table I)", reading,
+                                      f"{_fmt(po.get(metric))} vs {_fmt(pb.get(metric))}",
+                                      f"{_pm(o[metric])} vs {_pm(b[metric])}", V.compare(o[metric], b[metric], expect)))
+            if "ours_nosync" in col:
+                n_ = col["ours_nosync"]
+                pn = TABLE1.get((paper_dataset(ds), a, "ours_nosync"), {})
+                out.append(_claim_row(
+                    f"{ds}/{a}: ours w/o sync has the highest Interp (Table I)", reading,
+                    f"{_fmt(pn.get('interp'))} vs ours {_fmt(po.get('interp'))}, baseline {_fmt(pb.get('interp'))}",
+                    f"{_pm(n_.interp)} vs ours {_pm(o.interp)}, baseline {_pm(b.interp)}",
+                    steps=[V.compare(n_.interp, o.interp, "greater"), V.compare(n_.interp, b.interp, "greater")]))
+                out.append(_claim_row(
+                    f"{ds}/{a}: synchronization raises Diversity: ours above ours w/o sync (Table I)", reading,
+                    f"{_fmt(po.get('diversity'))} vs {_fmt(pn.get('diversity'))}",
+                    f"{_pm(o.diversity)} vs {_pm(n_.diversity)}", V.compare(o.diversity, n_.diversity, "greater")))
+    for (ds, a), g in rr.groupby(["dataset", "arch"], sort=False):
+        o, b = g[g.method == ours], g[g.method == "baseline"]
+        if o.empty or b.empty:
+            continue
+        po, pb = TABLE2.get((paper_dataset(ds), a, "ours")), TABLE2.get((paper_dataset(ds), a, "baseline"))
+        out.append(_claim_row(
+            f"{ds}/{a}: ours' accuracy is within a point of the baseline's (Table II, non-inferiority)", reading,
+            f"{100 * po:.2f} % vs {100 * pb:.2f} %" if po and pb else "n/a",
+            f"{_pm(100 * o.accuracy)} % vs {_pm(100 * b.accuracy)} %",
+            V.noninferior(100 * o.accuracy.to_numpy(), 100 * b.accuracy.to_numpy(), 1.0)))
+    return out
+
+
+def claims(study: Study, reading: str = "printed") -> pd.DataFrame:
+    """Each claim of the paper, judged over the profile's seeds under one reading of the paper
+    (`ours` is the row of that reading: `ours`, `ours_mean`, `ours_cells`). Verdicts and tests:
+    `synclib.verdicts`. Columns: claim, reading, paper, ours, effect, interval, p, verdict, note.
+    A claim whose runs the profile lacks is left out."""
+    from . import verdicts as V
+    from .paper_values import TABLE3, TABLE4
+    from .tables import run_rows
+
+    ours = "ours" if reading == "printed" else f"ours_{reading}"
+    rows: list[dict] = []
+
+    def add(claim: str, paper: str, ours_txt: str, v, steps: list | None = None):
+        rows.append(_claim_row(claim, reading, paper, ours_txt, v, steps))
+
+    def pds(ds):
+        return study.datasets[ds].spec.get("paper_dataset", ds)
+
+    # ---- Tables I and II, per data set and arch, from every seed's run
+    in_tables = ours in study.rows  # a reading the tables show has runs on every data set; another, on the main one
+    if not in_tables and study.main_dataset is None:
+        return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+    datasets = study.train_datasets if in_tables else [study.main_dataset]
+    rr = run_rows(study, rows=list(dict.fromkeys(study.rows + [ours])), datasets=datasets)
+    rows += table_claims(rr, reading, pds)
+
     arch = study.analysis["arch"]
-    t1, t2 = table1(study), table2(study)
-    rows = []
-
-    def row(claim, paper, ours, holds):
-        rows.append({"claim": claim, "paper": paper, "ours": ours, "holds": bool(holds)})
-
-    if not t1.empty:
-        ds = t1["dataset"].iloc[0]
-        pds = prof["datasets"][ds].get("paper_dataset", ds)
-        for a in prof["archs"]:
-            sel = t1[(t1.dataset == ds) & (t1.arch == a)].set_index("method")
-            if not {"ours", "baseline"} <= set(sel.index):
-                continue
-            o, b = sel.loc["ours"], sel.loc["baseline"]
-            po, pb = TABLE1.get((pds, a, "ours"), {}), TABLE1.get((pds, a, "baseline"), {})
-            row(f"{a}: ours has a higher mean Interp than the baseline",
-                f"{po.get('interp')} vs {pb.get('interp')}",
-                f"{_pm(o.interp, o.interp_std, o.n_seeds)} vs {_pm(b.interp, b.interp_std, b.n_seeds)}",
-                o.interp > b.interp)
-            row(f"{a}: ours is more stable (lower Stability) than the baseline",
-                f"{po.get('stability')} vs {pb.get('stability')}",
-                f"{_pm(o.stability, o.stability_std, o.n_seeds)} vs {_pm(b.stability, b.stability_std, b.n_seeds)}",
-                o.stability < b.stability)
-            if "ours_nosync" in sel.index:
-                n_ = sel.loc["ours_nosync"]
-                pn = TABLE1.get((pds, a, "ours_nosync"), {})
-                row(f"{a}: ours w/o sync has the highest Interp but a lower Diversity than ours",
-                    f"Interp {pn.get('interp')} vs {po.get('interp')}; Diversity {pn.get('diversity')} vs {po.get('diversity')}",
-                    f"Interp {_pm(n_.interp, n_.interp_std, n_.n_seeds)} vs {_pm(o.interp, o.interp_std, o.n_seeds)}; "
-                    f"Diversity {_pm(n_.diversity, n_.diversity_std, n_.n_seeds)} vs {_pm(o.diversity, o.diversity_std, o.n_seeds)}",
-                    n_.interp >= sel.interp.max() and n_.diversity < o.diversity)
-    if not t2.empty:
-        ds = t2["dataset"].iloc[0]
-        pds = prof["datasets"][ds].get("paper_dataset", ds)
-        for a in prof["archs"]:
-            sel = t2[(t2.dataset == ds) & (t2.arch == a)].set_index("method")
-            if not {"ours", "baseline"} <= set(sel.index):
-                continue
-            o, b = sel.loc["ours"], sel.loc["baseline"]
-            po, pb = TABLE2.get((pds, a, "ours")), TABLE2.get((pds, a, "baseline"))
-            row(f"{a}: ours' accuracy is within a point of the baseline's (or above it)",
-                f"{po:.2%} vs {pb:.2%}" if po and pb else "n/a",
-                f"{_pm(100 * o.accuracy, 100 * o.accuracy_std, o.n_seeds, '.2f')} % vs "
-                f"{_pm(100 * b.accuracy, 100 * b.accuracy_std, b.n_seeds, '.2f')} %",
-                o.accuracy >= b.accuracy - 0.01)
     a_cfg = study.analysis
-    if study.main_dataset is None:  # the module, pruning and landscape claims need a mask data set
-        return pd.DataFrame(rows, columns=["claim", "paper", "ours", "holds"])
-    mt = module_tables(study, arch, a_cfg.get("module_images", 100), study.seeds)
-    g = mt.groupby("method")
-    mean, std, n = g.mean(numeric_only=True), g.std(ddof=STD_DDOF, numeric_only=True), g.size()
-    if {"ours", "baseline", "ours_nosync"} <= set(mean.index):
-        c = mean["consistency"]
-        row(f"{arch}: module consistency ranks ours w/o sync < ours < baseline (lower is better)",
-            " < ".join(f"{TABLE3[('voc_part', m)]}" for m in ("ours_nosync", "ours", "baseline")) + " (VOC Part)",
-            " < ".join(f"{m} {_pm(c[m], std.loc[m, 'consistency'], n[m])}" for m in ("ours_nosync", "ours", "baseline")),
-            c["ours_nosync"] < c["ours"] < c["baseline"])
-        row(f"{arch}: ours' modules align with parts better than the baseline's (NMI, ARI, AVI)",
-            ", ".join(f"{k.upper()} {TABLE4['ours'][k]} vs {TABLE4['baseline'][k]}" for k in ("nmi", "ari", "avi")),
-            ", ".join(f"{k.upper()} {_pm(mean.loc['ours', k], std.loc['ours', k], n['ours'])} vs "
-                      f"{_pm(mean.loc['baseline', k], std.loc['baseline', k], n['baseline'])}" for k in ("nmi", "ari", "avi")),
-            all(mean.loc["ours", k] > mean.loc["baseline", k] for k in ("nmi", "ari", "avi")))
-    pr = pruning_curves(study, arch, steps=a_cfg.get("pruning_steps", 32))
-    auc = pr.groupby("method")["accuracy"].mean()
-    if {"ours", "baseline"} <= set(auc.index):
-        row(f"{arch}: ours keeps its accuracy longer under Taylor pruning (mean accuracy over the curve)",
-            "qualitative (Fig. 9)", f"{auc['ours']:.3f} vs {auc['baseline']:.3f} (seed 0)",
-            auc["ours"] > auc["baseline"])
-    ls = landscapes(study, arch, a_cfg.get("landscape_images", 64), a_cfg.get("landscape_points", 9))
-    if {"ours", "baseline"} <= set(ls):
-        lo, lb = float(ls["ours"][1].mean()), float(ls["baseline"][1].mean())
-        row(f"{arch}: ours has a lower loss landscape than the baseline (mean loss over the grid)",
-            "qualitative (Fig. 10)", f"{lo:.4f} vs {lb:.4f} (seed 0)", lo < lb)
-    return pd.DataFrame(rows, columns=["claim", "paper", "ours", "holds"])
+    if study.main_dataset is None or "baseline" not in study.methods:
+        return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+    seeds = study.seeds
+    rows_m = [r for r in ("baseline", "ours_nosync", ours) if r == ours or r in study.methods]
+
+    # ---- Tables III and IV, every training data set with parts
+    mt = module_tables(study, arch, a_cfg.get("module_images", 100), seeds, rows_m,
+                       None if in_tables else [study.main_dataset])
+    for ds, g in mt.groupby("dataset", sort=False):
+        col = {m: g[g.method == m] for m in g.method.unique()}
+        if "ours_nosync" in col:
+            add(f"{ds}/{arch}: module consistency ranks ours w/o sync < ours < baseline (Table III, lower is better)",
+                " < ".join(_fmt(TABLE3.get((pds(ds), m))) for m in ("ours_nosync", "ours", "baseline")),
+                " < ".join(_pm(col[m].consistency) for m in ("ours_nosync", ours, "baseline")), None,
+                [V.compare(col["ours_nosync"].consistency, col[ours].consistency, "less"),
+                 V.compare(col[ours].consistency, col["baseline"].consistency, "less")])
+        if not np.isfinite(g["nmi"].to_numpy(float)).any():
+            continue
+        for ref in ("baseline", "ours_nosync"):
+            if ref not in col:
+                continue
+            paper = ", ".join(f"{k.upper()} {TABLE4['ours'][k]} vs {TABLE4[ref][k]}" for k in ("nmi", "ari", "avi"))
+            paper += " (VOC Part)" if pds(ds) == "voc_part" else " (VOC Part; not this data set's)"
+            other = "the baseline's" if ref == "baseline" else "ours w/o sync's"
+            add(f"{ds}/{arch}: ours' modules align with parts better than {other} on NMI, ARI and AVI (Table IV)", paper,
+                ", ".join(f"{k.upper()} {_pm(col[ours][k])} vs {_pm(col[ref][k])}" for k in ("nmi", "ari", "avi")), None,
+                [V.compare(col[ours][k], col[ref][k], "greater") for k in ("nmi", "ari", "avi")])
+
+    # ---- Figure 6: at equal Interp on the landmark curves
+    lm_ok = in_tables or study.landmark_datasets == [study.main_dataset]
+    curves = landmark_curves(study, seeds=seeds, rows=["baseline", ours]) if lm_ok else pd.DataFrame()
+    for metric in ("stability", "purity") if lm_ok else ():
+        eq = at_equal_interp(curves, metric)
+        for (ds, a), g in eq.groupby(["dataset", "arch"], sort=False):
+            o, b = g[g.method == ours]["value"], g[g.method == "baseline"]["value"]
+            add(f"{ds}/{a}: at equal Interp, ours has the lower {metric.capitalize()} on the landmark curves (Fig. 6)",
+                "qualitative (Fig. 6)",
+                f"{_pm(o)} vs {_pm(b)}, mean over Interp in [{g['lo'].iloc[0]:.3f}, {g['hi'].iloc[0]:.3f}]",
+                V.compare(o, b, "less"))
+
+    # ---- Figure 7: the sensitivity sweep (one run per setting)
+    sens = sensitivity_table(study, reading) if reading in ("printed", "mean") else pd.DataFrame()
+    if not sens.empty:
+        l1 = sens[sens.param == "lambda1"].sort_values("value")
+        if len(l1):
+            add(f"{arch}: Interp rises with λ1 until too much consistency makes it collapse (Fig. 7)",
+                "qualitative (Fig. 7)", ", ".join(f"{v:g}: {x:.3f}" for v, x in zip(l1.value, l1.interp)),
+                V.peak(l1.value, l1.interp))
+        l2 = sens[sens.param == "lambda2"].sort_values("value")
+        if len(l2):
+            add(f"{arch}: λ2 raises Diversity (Fig. 7)", "qualitative (Fig. 7)",
+                ", ".join(f"{v:g}: {x:.3f}" for v, x in zip(l2.value, l2.diversity)),
+                V.slope(l2.value, l2.diversity, "greater"))
+
+    # ---- Figure 9: accuracy kept under pruning, relative to each model's start
+    pr = pruning_curves(study, arch, steps=a_cfg.get("pruning_steps", 32), seeds=seeds, rows=["baseline", ours])
+    auc = pr.groupby(["method", "seed"])["auc"].first().reset_index()
+    o, b = auc[auc.method == ours]["auc"], auc[auc.method == "baseline"]["auc"]
+    add(f"{arch}: ours keeps more of its accuracy under Taylor pruning (normalized area under the curve, Fig. 9)",
+        "qualitative (Fig. 9)", f"{_pm(o)} vs {_pm(b)}", V.compare(o, b, "greater"))
+
+    # ---- Figure 10: the loss landscape, lower and smoother
+    lt = landscape_table(study, arch, a_cfg.get("landscape_images", 64), a_cfg.get("landscape_points", 9),
+                         seeds=seeds, rows=["baseline", ours])
+    o, b = lt[lt.method == ours], lt[lt.method == "baseline"]
+    add(f"{arch}: ours has a lower loss landscape (mean loss over the grid, Fig. 10)", "qualitative (Fig. 10)",
+        f"{_pm(o.mean_loss)} vs {_pm(b.mean_loss)}", V.compare(o.mean_loss, b.mean_loss, "less"))
+    add(f"{arch}: ours has a smoother loss landscape (mean |Laplacian| / mean loss, Fig. 10)", "qualitative (Fig. 10)",
+        f"{_pm(o.roughness)} vs {_pm(b.roughness)}", V.compare(o.roughness, b.roughness, "less"))
+    return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+
+
+def claims_all(study: Study, readings: list[str] | None = None) -> pd.DataFrame:
+    """`claims` under every reading of the profile (or `readings`), one frame."""
+    return pd.concat([claims(study, r) for r in readings or study.readings], ignore_index=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["cell_centres", "focus", "lac_loss", "lac_loss_at", "sync_loss", "pairwise_dist"]
+__all__ = ["cell_centres", "focus", "lac_loss", "lac_loss_at", "sync_loss", "pairwise_dist", "REDUCTIONS", "UNITS"]
 
 
 def cell_centres(h: int, w: int, *, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -77,20 +77,35 @@ def lac_loss_at(a: torch.Tensor, xbar: torch.Tensor, tau: float) -> torch.Tensor
     return -(p * logq).sum(-1).mean()
 
 
-def sync_loss(a: torch.Tensor, eps: float = 0.03) -> torch.Tensor:
+REDUCTIONS = ("sum", "mean")
+UNITS = ("normalized", "cells")
+
+
+def sync_loss(a: torch.Tensor, eps: float = 0.03, reduction: str = "sum", units: str = "normalized") -> torch.Tensor:
     """Synchronization loss L_sync (Eq. 6–9), on the filters' focus points.
 
     Per sample: `d_ij = dist(x̄_i, x̄_j)`; the ε-neighbourhood `Nb(i) = {j : d_ij ≤ ε}`
     (i included) is a hard choice made on the current positions; `p(j|i) = 1/|Nb(i)|`,
     `q(j|i) = softmax_j(-d_ij)` over all N filters; the loss is
-    `Σ_{j∈Nb(i)} -p(j|i) log q(j|i)`, averaged over filters i and samples.
+    `Σ_{j∈Nb(i)} -p(j|i) log q(j|i)` summed over the filters i (Eq. 6 and 9 as printed,
+    `reduction="sum"`) or averaged over them (`reduction="mean"`, N times weaker), and
+    averaged over the samples.
 
-    a: (B, N, H, W) activations. eps: neighbourhood radius in normalized units (0.03 is 3 %
-    of the image side). Returns a scalar.
+    a: (B, N, H, W) activations. eps: neighbourhood radius. units: "normalized" (SPEC: the
+    image side is 1, so 0.03 is 3 % of it) or "cells" (distances, the softmax and ε in cells
+    of the H×W map: the other reading of the paper). Returns a scalar.
     """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, not {reduction!r}")
+    if units not in UNITS:
+        raise ValueError(f"units must be one of {UNITS}, not {units!r}")
     xbar = focus(a)  # (B, N, 2)
+    if units == "cells":
+        h, w = a.shape[-2:]
+        xbar = xbar * torch.tensor([h, w], device=xbar.device, dtype=xbar.dtype)
     d = pairwise_dist(xbar, xbar)  # (B, N, N)
     nb = (d.detach() <= eps).to(d.dtype)  # (B, N, N), diagonal always 1
     p = nb / nb.sum(-1, keepdim=True)  # (B, N, N)
     logq = F.log_softmax(-d, dim=-1)  # (B, N, N)
-    return -(p * logq).sum(-1).mean()
+    per_filter = -(p * logq).sum(-1)  # (B, N)
+    return (per_filter.sum(-1) if reduction == "sum" else per_filter.mean(-1)).mean()

@@ -36,14 +36,16 @@ def activations(model, dataset, batch_size: int = 64, device=None, progress: boo
     """Run `model` over `dataset` and keep the interpretable layer's maps (not upsampled).
 
     Memory: I·N·H·W·4 bytes (1,000 images × 512 filters × 14² ≈ 400 MB at the paper's size).
+    Always float32, on any device (training may use bf16 autocast; measuring does not: a
+    bf16 map moves the thresholds and breaks their ties differently from the CPU's).
     """
     device = pick_device(device)
     model.eval().to(device)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
     acts, logits, labels = [], [], []
     for batch in tqdm(loader, desc="probe", disable=not progress, leave=False):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            out = model(batch["image"].to(device))
+        with torch.autocast(device.type, enabled=False):
+            out = model(batch["image"].to(device).float())
         acts.append(out.a.float().cpu())
         logits.append(out.logits.float().cpu())
         labels.append(batch["label"])

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
+import os
+import platform
 import subprocess
 from pathlib import Path
 
 from .profile import repo_root
 
-__all__ = ["commit", "source_hash"]
+__all__ = ["commit", "source_hash", "training_source", "environment", "TRAIN_SOURCES"]
 
 _PKG = Path(__file__).resolve().parent
 
@@ -36,3 +39,42 @@ def source_hash(*paths: str) -> str:
             h.update(f.relative_to(_PKG).as_posix().encode())
             h.update(f.read_bytes())
     return h.hexdigest()[:16]
+
+
+# What a run's weights depend on besides its config and its data: the losses, the networks,
+# the training loop, the data format and the method interface. A method's own file is added
+# per run (`training_source`), so a new method file retrains nothing else; a README or a
+# notebook edit retrains nothing at all.
+TRAIN_SOURCES = ("losses.py", "models.py", "train.py", "data/__init__.py", "data/format.py",
+                 "data/dataset.py", "methods/base.py")
+
+
+def training_source(method: str) -> str:
+    """The source hash of what training `method` runs: TRAIN_SOURCES and the method's file."""
+    from .methods import METHODS
+
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; registered: {sorted(METHODS)}")
+    own = Path(inspect.getfile(METHODS[method])).resolve().relative_to(Path(__file__).resolve().parent).as_posix()
+    return source_hash(*TRAIN_SOURCES, own)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device: str | None = None) -> dict:
+    """What made a number: torch and Python versions, threads, and the CPU or GPU model."""
+    import torch
+
+    env = {"torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads(),
+           "cpu": _cpu_model(), "cpus": os.cpu_count(), "device": device or "cpu"}
+    if device and device.startswith("cuda") and torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return env

@@ -103,7 +103,15 @@ def train_job(path: str | Path, progress: bool = True, device: str | None = None
                 import torch
 
                 torch.set_num_threads(int(os.environ["SYNCLIB_THREADS"]))
+            from .provenance import commit, environment
+            from .train import pick_device
+
+            t0 = time.time()
             fit(TrainConfig.from_dict(job["config"]), job["data"], out, progress=progress, device=device,
                 manifest=job.get("manifest"))
+            atomic_write_text(out / "provenance.json", json.dumps({
+                "commit": commit(), "source": job.get("key", {}).get("source"),
+                "environment": environment(str(pick_device(device))), "seconds": round(time.time() - t0, 1)},
+                indent=2))
             atomic_write_text(out / "DONE", time.strftime("%Y-%m-%dT%H:%M:%S"))
     return out

@@ -7,7 +7,8 @@
 
 Each `Run` carries everything a worker needs to train it: its full `TrainConfig`, the data
 root, the data fingerprint, the run it fine-tunes (`parent`) and its hash. The hash is a
-function of the run's key (config, data fingerprint, synclib version), computed here and
+function of the run's key (config, data fingerprint, and the hash of the source its training
+runs: `provenance.training_source`), computed here and
 nowhere else, so a planner and a worker on another machine can never disagree about it.
 
 Names: `family` is the paper's architecture (vgg16, resnet18: a column of its tables and the
@@ -23,12 +24,30 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__
 from .data.format import atomic_write_text
 from .profile import load_profile, profile_path, repo_root
+from .provenance import training_source
 from .train import TrainConfig
 
-__all__ = ["Study", "Run", "DataSet", "ARTIFACTS", "Artifact", "run_hash"]
+__all__ = ["Study", "Run", "DataSet", "ARTIFACTS", "Artifact", "run_hash", "READINGS", "row_of"]
+
+# Readings of the paper that SPEC had to choose between, as the method parameters that make
+# each one. "printed" is SPEC's (and every method's default); a method takes a reading when
+# it has all of its parameters (today: `ours`). Its row in a table is `<method>_<reading>`.
+READINGS: dict[str, tuple[tuple[str, object], ...]] = {
+    "printed": (),                       # L_sync summed over filters (Eq. 6), distances normalized
+    "mean": (("reduction", "mean"),),    # L_sync averaged over filters: N times weaker
+    "cells": (("units", "cells"),),      # L_sync's distances, softmax and ε in map cells
+}
+
+
+def row_of(method: str, params) -> str:
+    """The table row of a run: its method, or `<method>_<reading>` under another reading."""
+    p = dict(params)
+    for name, rp in READINGS.items():
+        if rp and all(p.get(k) == v for k, v in rp):
+            return f"{method}_{name}"
+    return method
 
 
 @dataclass(frozen=True)
@@ -39,20 +58,37 @@ class Artifact:
 
 
 def _table_runs(s: Study) -> list[Run]:
-    return [s.find(ds, fam, m, seed) for ds in s.train_datasets for fam in s.families
-            for m in s.methods for seed in s.seeds]
+    return [s.find_row(ds, fam, r, seed) for ds in s.train_datasets for fam in s.families
+            for r in s.rows for seed in s.seeds]
 
 
-def _main_runs(s: Study, all_seeds: bool = False) -> list[Run]:
+def _main_runs(s: Study, all_seeds: bool = False, rows: list[str] | None = None) -> list[Run]:
     ds = s.main_dataset
     if ds is None:
         return []
-    return [s.find(ds, fam, m, seed) for fam in s.families for m in s.methods
+    return [s.find_row(ds, fam, r, seed) for fam in s.families for r in (rows or s.methods)
             for seed in (s.seeds if all_seeds else [0])]
 
 
-def _landmark_runs(s: Study) -> list[Run]:
-    return [s.find(ds, fam, m, 0) for ds in s.landmark_datasets for fam in s.families for m in s.methods]
+def _module_runs(s: Study) -> list[Run]:
+    fam = s.analysis["arch"]
+    return [s.find_row(ds, fam, m, seed) for ds in s.module_datasets for m in s.methods for seed in s.seeds]
+
+
+def _claims_runs(s: Study) -> list[Run]:
+    mean = [r for *_, r in s.sensitivity("mean")] if "mean" in s.readings else []
+    return (_table_runs(s) + _main_runs(s, True, s.rows) + _sensitivity_runs(s) + mean
+            + _landmark_runs(s, True, s.rows) + _module_runs(s))
+
+
+def _ambiguity_runs(s: Study) -> list[Run]:
+    alt = [r for r in s.readings_of("ours", ("printed", "mean", "cells"))]
+    return _main_runs(s, True, alt) + [r for *_, r in s.sensitivity("mean")] if "ours" in s.methods else []
+
+
+def _landmark_runs(s: Study, all_seeds: bool = False, rows: list[str] | None = None) -> list[Run]:
+    return [s.find_row(ds, fam, m, seed) for ds in s.landmark_datasets for fam in s.families
+            for m in (rows or s.methods) for seed in (s.seeds if all_seeds else [0])]
 
 
 def _sensitivity_runs(s: Study) -> list[Run]:
@@ -69,10 +105,10 @@ ARTIFACTS: dict[str, Artifact] = {  # the one list of the book's artifacts, in t
     "fig8": Artifact("Figure 8: average maps under each setting", _sensitivity_runs),
     "fig9": Artifact("Figure 9: redundancy by pruning", _main_runs),
     "fig10": Artifact("Figure 10: loss landscapes", _main_runs),
-    "table3": Artifact("Table III: module consistency", lambda s: _main_runs(s, True)),
-    "table4": Artifact("Table IV: modules and semantic parts", lambda s: _main_runs(s, True)),
-    "claims": Artifact("Claims: what holds on this profile",
-                       lambda s: _table_runs(s) + _main_runs(s, True), always=True),
+    "table3": Artifact("Table III: module consistency", _module_runs),
+    "table4": Artifact("Table IV: modules and semantic parts", _module_runs),
+    "claims": Artifact("Claims: what holds on this profile", _claims_runs, always=True),
+    "ambiguities": Artifact("Ambiguities: where the paper reads two ways", _ambiguity_runs),
 }
 
 
@@ -122,6 +158,7 @@ class Run:
     dataset: str
     family: str
     method: str
+    row: str
     seed: int
     params: tuple
     backbone: bool
@@ -142,7 +179,7 @@ class Run:
 
     def to_dict(self) -> dict:
         return {"hash": self.hash, "label": self.label, "dataset": self.dataset, "family": self.family,
-                "method": self.method, "seed": self.seed, "params": [list(p) for p in self.params],
+                "method": self.method, "row": self.row, "seed": self.seed, "params": [list(p) for p in self.params],
                 "backbone": self.backbone, "parent": self.parent, "data_root": self.data_root,
                 "train": self.train, "key": self.key}
 
@@ -215,16 +252,58 @@ class Study:
         keyed = dict(cfg)
         if keyed["pretrained"]:
             keyed["pretrained"] = Path(keyed["pretrained"]).name  # the file, not where it lies
-        key = {"train": keyed, "data_fingerprint": ds.fingerprint("train"), "synclib": __version__}
+        key = {"train": keyed, "data_fingerprint": ds.fingerprint("train"), "source": training_source(method)}
         extra = "".join(f",{k}={v}" for k, v in params)
         label = f"{dataset}/{family}/{'backbone' if backbone else method}/s{seed}{extra}"
-        return Run(run_hash(key), label, dataset, family, method, seed, tuple(params), backbone, parent,
-                   ds.root, cfg, key)
+        return Run(run_hash(key), label, dataset, family, method, row_of(method, params), seed, tuple(params),
+                   backbone, parent, ds.root, cfg, key)
+
+    def find_row(self, dataset: str, family: str, row: str, seed: int = 0, params: tuple = ()) -> Run:
+        """The run of a table row (`ours_mean`: `ours` under the "mean" reading) with these coordinates."""
+        method, rp = self.row_spec(row)
+        return self.find(dataset, family, method, seed, tuple(rp) + tuple(params))
+
+    @staticmethod
+    def row_spec(row: str) -> tuple[str, tuple]:
+        """(method, the reading's parameters) of a row name."""
+        for name, rp in READINGS.items():
+            if rp and row.endswith(f"_{name}"):
+                return row[: -len(name) - 1], rp
+        return row, ()
 
     # ------------------------------------------------------------------ reading
     @property
     def name(self) -> str:
         return self.profile["profile"]
+
+    @property
+    def readings(self) -> list[str]:
+        """The readings of the paper the tables show (profile `readings:`; default: as printed)."""
+        r = list(self.profile.get("readings", ["printed"]))
+        unknown = [x for x in r if x not in READINGS]
+        if unknown:
+            raise ValueError(f"{self.path}: unknown readings {unknown}; known: {list(READINGS)}")
+        return r
+
+    def readings_of(self, method: str, readings=None) -> list[str]:
+        """The rows of `method` under each reading it takes (`ours`, `ours_mean`, ...)."""
+        from .methods import get_method
+
+        fam = self.families[0]
+        params = get_method(method, self.profile["archs"][fam]["arch"]).params
+        out = []
+        for name in readings or self.readings:
+            rp = READINGS[name]
+            if not rp:
+                out.append(method)
+            elif all(k in params for k, _ in rp):
+                out.append(f"{method}_{name}")
+        return out
+
+    @property
+    def rows(self) -> list[str]:
+        """Tables I-II's rows: every method, under every reading of the profile it takes."""
+        return [r for m in self.methods for r in self.readings_of(m)]
 
     @property
     def families(self) -> list[str]:
@@ -258,6 +337,11 @@ class Study:
         return masks[0] if masks else None
 
     @property
+    def module_datasets(self) -> list[str]:
+        """Table III's data sets: every present training data set with named parts."""
+        return [n for n in self.train_datasets if (self.datasets[n].manifest or {}).get("parts")]
+
+    @property
     def landmark_datasets(self) -> list[str]:
         """Figure 6's data sets: those evaluated by landmarks, else the main one (PartWorld has both)."""
         lm = [n for n in self.train_datasets if self.datasets[n].spec.get("protocol") == "landmarks"]
@@ -268,12 +352,15 @@ class Study:
         d = self.datasets[dataset].spec
         return d.get("eval_on", dataset if d.get("protocol") != "none" else None)
 
-    def sensitivity(self) -> list[tuple[str, object, Run]]:
-        """Figures 7 and 8: (param, value, run) for `ours` with one hyperparameter varied."""
+    def sensitivity(self, reading: str = "printed") -> list[tuple[str, object, Run]]:
+        """Figures 7 and 8: (param, value, run) for `ours` with one hyperparameter varied.
+        Under another reading (the Ambiguities page's λ2 sweep), λ2 alone is varied."""
         s, ds = self.profile.get("sensitivity"), self.main_dataset
-        if not s or ds is None:
+        if not s or ds is None or "ours" not in self.methods:
             return []
-        return [(p, v, self.find(ds, s["arch"], "ours", 0, ((p, v),))) for p in s["params"] for v in s["values"]]
+        row = "ours" if reading == "printed" else f"ours_{reading}"
+        params = s["params"] if reading == "printed" else [p for p in s["params"] if p == "lambda2"]
+        return [(p, v, self.find_row(ds, s["arch"], row, 0, ((p, v),))) for p in params for v in s["values"]]
 
     @property
     def artifacts(self) -> list[str]:

@@ -1,7 +1,8 @@
 """Tables I-IV of the paper from a study's runs, beside each other, and the paper's values
 joined to any of them by one function.
 
-Every table has one row per data set × arch × method: the mean over the study's seeds,
+Every table has one row per data set × arch × method (a method under another reading of the
+paper is a row of its own, `ours_mean`): the mean over the study's seeds,
 the sample standard deviation (`*_std`, ddof = 1, the same everywhere in the book) and
 `n_seeds`. Evaluations are cached in each run's folder (`synclib.evaluate`).
 """
@@ -30,12 +31,19 @@ def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
     return Path(path)
 
 
-def run_rows(study: Study, artifact: str = "table1", train_missing: bool = True) -> pd.DataFrame:
-    """One row per run the artifact needs: dataset, eval_dataset, arch, method, seed, hash,
-    accuracy and (mask protocol) the four metrics."""
+def run_rows(study: Study, artifact: str = "table1", train_missing: bool = True,
+             rows: list[str] | None = None, datasets: list[str] | None = None) -> pd.DataFrame:
+    """One row per run of Tables I-II (those `artifact` needs; or, given `rows`, those rows on
+    `datasets` (default: every training data set), both families, every seed): dataset,
+    eval_dataset, arch, method (the row), seed, hash, accuracy and (mask protocol) the four metrics."""
     store = RunStore()
-    rows = []
-    for run in study.runs_for(artifact):
+    if rows is None:
+        runs = study.runs_for(artifact)
+    else:
+        runs = [study.find_row(ds, fam, r, seed) for ds in (datasets or study.train_datasets)
+                for fam in study.families for r in rows for seed in study.seeds]
+    out = []
+    for run in runs:
         if run.backbone:
             continue  # the start of the other runs, not a row of any table
         if not store.is_done(run.hash):
@@ -50,9 +58,9 @@ def run_rows(study: Study, artifact: str = "table1", train_missing: bool = True)
         if ev is not None and ev.present and spec.get("protocol") == "masks":
             eval_set = test_set if ev_name == run.dataset else ev.split("test")
         row = evaluate_run(store.path(run.hash), test_set, eval_set, spec.get("top", 0.3), spec.get("phi", 0.2))
-        rows.append({"dataset": run.dataset, "eval_dataset": ev_name, "arch": run.family, "method": run.method,
-                     "seed": run.seed, "hash": run.hash, **row})
-    return pd.DataFrame(rows)
+        out.append({"dataset": run.dataset, "eval_dataset": ev_name, "arch": run.family, "method": run.row,
+                    "seed": run.seed, "hash": run.hash, **row})
+    return pd.DataFrame(out)
 
 
 def aggregate(df: pd.DataFrame, cols: list[str], by: list[str]) -> pd.DataFrame:
@@ -108,7 +116,7 @@ def with_paper(df: pd.DataFrame, study: Study, table: str) -> pd.DataFrame:
     and IV are the paper's VGG16 columns."""
     df = df.copy()
     pds = [study.datasets[d].spec.get("paper_dataset", d) for d in df["dataset"]]
-    keys = list(zip(pds, df["arch"], df["method"]))
+    keys = list(zip(pds, df["arch"], [study.row_spec(m)[0] for m in df["method"]]))  # every reading: the paper's row
     if table == "table1":
         for m in METRICS:
             df[f"paper_{m}"] = [TABLE1.get(k, {}).get(m) for k in keys]

@@ -28,7 +28,7 @@ from .data.format import atomic_write_bytes, atomic_write_text, read_manifest
 from .methods import get_method
 from .models import build_model
 
-__all__ = ["TrainConfig", "TrainData", "fit", "load_run", "evaluate_accuracy", "pick_device"]
+__all__ = ["TrainConfig", "TrainData", "fit", "load_run", "evaluate_accuracy", "pick_device", "lr_milestones"]
 
 
 @dataclass
@@ -62,6 +62,23 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training options {unknown}; known: {sorted(names)}")
         return cls(**d)
+
+
+def lr_milestones(epochs: int, fractions: tuple[float, ...] = (0.5, 0.75, 0.9)) -> list[int]:
+    """The epochs (0-based, where the learning rate is ×0.1 from on) for decays at `fractions`
+    of the run: each rounded, then pushed apart so that every decay is distinct and takes
+    effect before the run ends (any epoch count ≥ len(fractions) + 1 keeps them all; 5 epochs
+    give 2, 3, 4 where plain rounding would merge 0.75 and 0.9 into 4)."""
+    n = len(fractions)
+    hi = epochs - 1  # the last epoch a decay can still act on
+    if hi < 1:
+        return []
+    ms = [min(max(1, round(f * epochs)), hi) for f in sorted(fractions)]
+    for i in range(n - 2, -1, -1):  # from the end: each strictly before the next
+        ms[i] = min(ms[i], ms[i + 1] - 1)
+    for i in range(n):  # from the start: at least 1, strictly after the previous
+        ms[i] = max(ms[i], 1 if i == 0 else ms[i - 1] + 1)
+    return sorted({m for m in ms if m <= hi})
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -175,7 +192,7 @@ def fit(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | No
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(method.param_groups(model), lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)
-    milestones = sorted({max(1, round(f * cfg.epochs)) for f in cfg.milestones})
+    milestones = lr_milestones(cfg.epochs, cfg.milestones)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=0.1)
     history: dict = {"epochs": [], "method_params": method.params}
     start = 0

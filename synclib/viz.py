@@ -14,7 +14,8 @@ from .data.format import atomic_write_bytes
 
 __all__ = ["overlay", "upsample", "save_figure", "METHOD_COLOURS"]
 
-METHOD_COLOURS = {"baseline": "#7f7f7f", "ours_nosync": "#1f77b4", "ours": "#d62728"}
+METHOD_COLOURS = {"baseline": "#7f7f7f", "ours_nosync": "#1f77b4", "ours": "#d62728", "ours_mean": "#ff7f0e",
+                  "ours_cells": "#9467bd"}
 
 
 def upsample(a: torch.Tensor, size: int) -> np.ndarray:

@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 import torch.nn as nn
 
@@ -104,3 +105,23 @@ def test_filter_normalized_direction_and_landscape_centre():
     with torch.no_grad():
         centre = nn.functional.cross_entropy(model(x).logits, y).item()
     assert coords.tolist() == [-1.0, 0.0, 1.0] and math.isclose(loss[1, 1].item(), centre, rel_tol=1e-5)
+
+
+def test_pruning_auc_is_relative_to_the_start():
+    from synclib.metrics.pruning import pruning_auc
+
+    # two models that lose accuracy the same way, relative to their start, score the same
+    assert pruning_auc([0, 2, 4], [0.9, 0.9, 0.45], 4) == pytest.approx(pruning_auc([0, 2, 4], [0.6, 0.6, 0.3], 4))
+    assert pruning_auc([0, 2, 4], [0.8, 0.8, 0.8], 4) == pytest.approx(1.0)
+    # trapezoid by hand: relative (1, 0.5, 0.25) over fractions (0, 0.5, 1): (0.75 + 0.375) / 2
+    assert pruning_auc([0, 2, 4], [0.8, 0.4, 0.2], 4) == pytest.approx(0.5625)
+
+
+def test_roughness_is_zero_on_a_plane_and_scale_free():
+    from synclib.metrics.landscape import roughness
+
+    i, j = torch.meshgrid(torch.arange(5.0, dtype=torch.float64), torch.arange(5.0, dtype=torch.float64), indexing="ij")
+    assert roughness(1 + 0.3 * i + 0.2 * j) == pytest.approx(0.0, abs=1e-12)
+    bowl = 1 + (i - 2) ** 2 + (j - 2) ** 2  # Laplacian 4 everywhere inside
+    assert roughness(bowl) == pytest.approx(4 / float(bowl.mean()))
+    assert roughness(10 * bowl) == pytest.approx(roughness(bowl))

@@ -101,3 +101,37 @@ def test_corrupt_image_names_the_file(tmp_path):
     (tmp_path / "images/train/000000.png").write_bytes(b"not a png")
     with pytest.raises(FormatError, match="000000.png: cannot read"):
         PartDataset(tmp_path, "train")[0]
+
+
+def test_difficulty_off_renders_the_easy_world_unchanged():
+    from synclib.data.partworld import PartWorld
+
+    easy, off = PartWorld(0, 48), PartWorld(0, 48, {"swap": 0.0, "occlusion": 0.0})
+    for i in range(4):
+        a, b = easy.render("train", i), off.render("train", i)
+        assert (a[0] == b[0]).all() and (a[1] == b[1]).all()
+
+
+def test_difficulty_swaps_variants_and_occludes_parts():
+    from synclib.data.partworld import CLASS_VARIANTS, PartWorld
+
+    swapped = PartWorld(0, 48, {"swap": 1.0})
+    for i in range(5):
+        sp = swapped.spec("train", i)
+        assert (sp.variants == 1 - CLASS_VARIANTS[sp.label]).all()  # every part the other variant
+    easy, hidden = PartWorld(0, 64), PartWorld(0, 64, {"occlusion": 1.0})
+    shown = [((hidden.render("test", i)[1] > 0).sum(), (easy.render("test", i)[1] > 0).sum()) for i in range(6)]
+    assert all(h <= e for h, e in shown)  # an occluder only ever hides part pixels ...
+    assert sum(h < e for h, e in shown) >= 2  # ... and does where it falls on the object
+    with pytest.raises(ValueError, match="difficulty"):
+        PartWorld(0, 48, {"blur": 1.0})
+
+
+def test_a_new_difficulty_regenerates_every_image(tmp_path):
+    from synclib.data.partworld import generate
+
+    m0 = generate(tmp_path, n_train=4, n_test=2, size=32, progress=False)
+    m1 = generate(tmp_path, n_train=4, n_test=2, size=32, progress=False, difficulty={"swap": 1.0})
+    assert m0["fingerprints"]["train"] != m1["fingerprints"]["train"]
+    assert m1["source"]["params"]["difficulty"]["swap"] == 1.0
+    assert "difficulty" not in m0["source"]["params"]  # an easy world keeps its old parameters

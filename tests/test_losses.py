@@ -63,17 +63,50 @@ def test_lac_target_matches_hand_computation():
 
 
 def test_sync_loss_closed_form_two_far_filters():
-    # two filters far apart (> eps): each one's neighbourhood is itself; q(i|i) = 1/(1+e^-d)
+    # two filters far apart (> eps): each one's neighbourhood is itself; q(i|i) = 1/(1+e^-d);
+    # Eq. 6 as printed sums the two filters' terms, the mean reading averages them
     a = hot(10, 10, [(0, 0), (9, 9)], value=80.0)
     d = math.dist((0.05, 0.05), (0.95, 0.95))
-    expected = math.log(1 + math.exp(-d))
-    torch.testing.assert_close(sync_loss(a, eps=0.03), torch.tensor(expected, dtype=torch.float64))
+    per_filter = math.log(1 + math.exp(-d))
+    torch.testing.assert_close(sync_loss(a, eps=0.03), torch.tensor(2 * per_filter, dtype=torch.float64))
+    torch.testing.assert_close(sync_loss(a, eps=0.03, reduction="mean"), torch.tensor(per_filter, dtype=torch.float64))
 
 
 def test_sync_loss_closed_form_two_neighbours():
-    # two filters at the same cell: Nb = both, d = 0 -> q = 1/2 each -> L = log 2
+    # two filters at the same cell: Nb = both, d = 0 -> q = 1/2 each -> log 2 per filter
     a = hot(4, 4, [(1, 1), (1, 1)])
-    torch.testing.assert_close(sync_loss(a, eps=0.03), torch.tensor(math.log(2), dtype=torch.float64))
+    torch.testing.assert_close(sync_loss(a, eps=0.03), torch.tensor(2 * math.log(2), dtype=torch.float64))
+    torch.testing.assert_close(sync_loss(a, eps=0.03, reduction="mean"), torch.tensor(math.log(2), dtype=torch.float64))
+
+
+def test_sync_loss_sum_is_n_times_the_mean():
+    a = torch.randn(3, 7, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(sync_loss(a, eps=0.2), 7 * sync_loss(a, eps=0.2, reduction="mean"))
+
+
+def test_sync_loss_in_map_cells():
+    # filters at cells (0, 0) and (0, 1) of a 4x4 map: 1 cell apart, 0.25 in normalized units.
+    a = hot(4, 4, [(0, 0), (0, 1)], value=80.0)
+    # normalized, eps 0.3: neighbours; q(j|i) = softmax over (0, -0.25)
+    q_far = math.exp(-0.25) / (1 + math.exp(-0.25))
+    expected = -(0.5 * math.log(1 - q_far) + 0.5 * math.log(q_far))
+    torch.testing.assert_close(sync_loss(a, eps=0.3, reduction="mean"), torch.tensor(expected, dtype=torch.float64))
+    # in cells, eps 0.03 taken literally: each filter is alone; q(i|i) = 1 / (1 + e^-1)
+    cells = math.log(1 + math.exp(-1.0))
+    torch.testing.assert_close(sync_loss(a, eps=0.03, reduction="mean", units="cells"),
+                               torch.tensor(cells, dtype=torch.float64))
+    # in cells, eps 1.5: neighbours again, with the sharper softmax over (0, -1)
+    q1 = math.exp(-1.0) / (1 + math.exp(-1.0))
+    torch.testing.assert_close(sync_loss(a, eps=1.5, reduction="mean", units="cells"),
+                               torch.tensor(-(0.5 * math.log(1 - q1) + 0.5 * math.log(q1)), dtype=torch.float64))
+
+
+def test_sync_loss_rejects_unknown_readings():
+    a = torch.zeros(1, 2, 3, 3)
+    with pytest.raises(ValueError, match="reduction"):
+        sync_loss(a, reduction="avg")
+    with pytest.raises(ValueError, match="units"):
+        sync_loss(a, units="pixels")
 
 
 def test_pairwise_dist_has_no_nan_gradient_at_zero():

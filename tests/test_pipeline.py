@@ -32,9 +32,12 @@ def home(tmp_path, monkeypatch):
 def test_plan_covers_every_dataset_arch_method(home):
     study = Study.plan("smoke")
     runs = study.runs_for("table1", "table2")
-    # one data set x 2 archs x 3 methods, deduplicated, after the 2 backbones they start from
-    assert len(runs) == 2 + 2 * 3 and all(r.backbone for r in runs[:2])
+    # one data set x 2 archs x 4 rows (ours under both readings of L_sync), after the 2 backbones
+    assert len(runs) == 2 + 2 * 4 and all(r.backbone for r in runs[:2])
     assert {r.method for r in runs} == {"baseline", "ours_nosync", "ours"}
+    assert {r.row for r in runs[2:]} == {"baseline", "ours_nosync", "ours", "ours_mean"}
+    mean = study.find_row("partworld", "vgg16", "ours_mean")
+    assert mean.config.method_params == {"reduction": "mean"} and mean.method == "ours"
     assert all(r.parent in {b.hash for b in runs[:2]} for r in runs[2:])
     sens = study.runs_for("fig7")
     assert len(sens) == 1 + 3 * 2 and {r.params[0][0] for r in sens[1:]} == {"lambda1", "lambda2", "eps"}
@@ -85,7 +88,11 @@ def test_smoke_reproduce_reads_once_builds_the_book_then_trains_nothing(home, tm
         assert (html / f"{page}.html").is_file(), page
     t1 = pd.read_csv(home / "results/smoke/table1.csv")
     assert list(t1.columns) == ["dataset", "arch", "method", "interp", "stability", "purity", "diversity"]
-    assert len(t1) == 6 and t1["interp"].between(0, 1).all()
+    assert len(t1) == 8 and t1["interp"].between(0, 1).all()  # 2 archs x 4 rows (ours under both readings)
+    assert set(t1["method"]) == {"baseline", "ours_nosync", "ours", "ours_mean"}
+    cl = pd.read_csv(home / "results/smoke/claims.csv")
+    assert list(cl.columns)[:8] == ["claim", "reading", "paper", "ours", "effect", "interval", "p", "verdict"]
+    assert set(cl["reading"]) == {"printed", "mean"} and set(cl["verdict"]) == {"inconclusive"}  # one seed: no test
     t2 = pd.read_csv(home / "results/smoke/table2.csv")
     assert list(t2.columns) == ["dataset", "arch", "method", "accuracy"]
     summary = (html / "summary.html").read_text()
@@ -220,7 +227,7 @@ def test_paper_profile_builds_what_is_present(home, tmp_path, monkeypatch, capsy
     assert "[skip] data set 'voc_part' not found" in out and "data_prep.pascal_part" in out
     assert "[skip] data set 'cub200'" not in out
     t2 = pd.read_csv(home / "results/paper/table2.csv")
-    assert set(t2["dataset"]) == {"cub200"} and len(t2) == 6
+    assert set(t2["dataset"]) == {"cub200"} and len(t2) == 8
     assert pd.read_csv(home / "results/paper/table1.csv").empty  # CUB has landmarks, not masks
     html = (home / "book/_build/html/executed/getting_data.html").read_text()
     assert "muzzle" in html and "lwing" in html  # the mapping table, rendered from the converter
@@ -235,3 +242,82 @@ def test_default_params_share_the_main_run(home):
     assert study.find("partworld", "vgg16", "ours", params=(("lambda1", 0.2),)) is main
     assert study.find("partworld", "vgg16", "ours", params=(("lambda1", 0.3),)).hash != main.hash
     assert main.config.init_from == main.parent
+
+
+def _package_copy(tmp_path, monkeypatch):
+    """A copy of synclib's source that the run keys are hashed from (edited by the test)."""
+    import synclib
+    import synclib.provenance as prov
+
+    pkg = tmp_path / "pkg"
+    shutil.copytree(Path(synclib.__file__).parent, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(prov, "_PKG", pkg)
+    return pkg
+
+
+def test_run_keys_follow_the_training_source_and_nothing_else(home, tmp_path, monkeypatch):
+    pkg = _package_copy(tmp_path, monkeypatch)
+    rows = ("baseline", "ours_nosync", "ours")
+
+    def hashes():
+        s = Study.plan("smoke")
+        return {r: s.find_row("partworld", "vgg16", r).hash for r in rows}
+
+    before = hashes()
+    assert all("source" in Study.plan("smoke").find_row("partworld", "vgg16", r).key for r in rows)
+    (pkg / "analysis.py").write_text((pkg / "analysis.py").read_text() + "\n# an edit outside training\n")
+    (pkg / "reproduce.py").write_text((pkg / "reproduce.py").read_text() + "\n# another\n")
+    (home / "README.md").write_text("edited")
+    assert hashes() == before  # analyses, the book and the README retrain nothing
+    (pkg / "methods" / "ours.py").write_text((pkg / "methods" / "ours.py").read_text() + "\n# ours changed\n")
+    after_ours = hashes()
+    assert after_ours["baseline"] == before["baseline"]  # a method's own file retrains only it
+    assert after_ours["ours"] != before["ours"] and after_ours["ours_nosync"] != before["ours_nosync"]
+    (pkg / "losses.py").write_text((pkg / "losses.py").read_text() + "\n# a changed loss\n")
+    after_losses = hashes()
+    assert all(after_losses[r] != after_ours[r] for r in rows)  # a changed loss retrains every run
+
+
+def test_a_run_records_its_commit_source_and_environment(home):
+    study = Study.plan("smoke")
+    run = study.find_row("partworld", "resnet18", "baseline")
+    store = RunStore()
+    store.ensure(study, run)
+    rec = json.loads((store.path(run.hash) / "provenance.json").read_text())
+    assert rec["source"] == run.key["source"] and rec["commit"]
+    env = rec["environment"]
+    assert env["torch"] and env["threads"] >= 1 and env["device"] == "cpu" and env["cpu"]
+
+
+def test_analyses_never_hand_a_module_a_tensor_on_another_device(home, monkeypatch):
+    """Every module call of every analysis gets its inputs on the module's own device, and a
+    loaded run's model sits on the CPU beside its probe (the probe alone may use the GPU)."""
+    import torch
+
+    from synclib import analysis
+
+    seen = []
+
+    def check(module, args):
+        params = list(module.parameters(recurse=False)) + list(module.buffers(recurse=False))
+        for t in args:
+            if isinstance(t, torch.Tensor) and params:
+                seen.append(module.__class__.__name__)
+                assert t.device == params[0].device, f"{module.__class__.__name__}: input on {t.device}, weights on {params[0].device}"
+
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(check)
+    try:
+        study = Study.plan("smoke")
+        arch = study.analysis["arch"]
+        p = analysis.load(study, study.find_row("partworld", arch, "ours"))
+        assert {q.device.type for q in p.model.parameters()} == {"cpu"} and p.probe.a.device.type == "cpu"
+        assert p.probe.a.dtype == torch.float32
+        analysis.pruning_curves(study, arch, steps=4)
+        analysis.landscape_table(study, arch, images=4, points=3)
+        analysis.module_tables(study, arch, 8)
+        analysis.filter_examples(study, arch)
+        analysis.landmark_curves(study)
+    finally:
+        handle.remove()
+        analysis.load.cache_clear()
+    assert {"Linear", "Conv2d"} <= set(seen)  # the check did watch the heads and the trunks

@@ -30,8 +30,9 @@ def test_every_method_trains_a_step_without_nan(name, arch):
 
 
 def test_paper_defaults_per_arch():
-    assert get_method("ours", "vgg16").params == {"lambda1": 0.2, "lambda2": 0.1, "eps": 0.03}
-    assert get_method("ours", "resnet18").params == {"lambda1": 0.1, "lambda2": 0.05, "eps": 0.03}
+    printed = {"reduction": "sum", "units": "normalized"}  # Eq. 6 as printed, SPEC's units
+    assert get_method("ours", "vgg16").params == {"lambda1": 0.2, "lambda2": 0.1, "eps": 0.03, **printed}
+    assert get_method("ours", "resnet18").params == {"lambda1": 0.1, "lambda2": 0.05, "eps": 0.03, **printed}
     assert get_method("ours", "vgg16_bn", lambda2=0.3).params["lambda2"] == 0.3
     model = build_model("vgg16", 2, 0.125)
     assert set(get_method("ours", "vgg16").losses(model(torch.rand(1, 3, 32, 32)), torch.tensor([0]), model)) == {
@@ -91,3 +92,32 @@ def test_cli_train_then_evaluate_prints_the_table_rows(tiny_world, tmp_path, cap
     out = capsys.readouterr().out.splitlines()
     assert out[-2].startswith("Table I  interp ") and "diversity" in out[-2]
     assert out[-1].startswith("Table II accuracy ")
+
+
+@pytest.mark.parametrize("epochs", [4, 5, 6, 7, 10, 20, 100])
+def test_three_distinct_decays_for_any_epoch_count_from_4(epochs):
+    from synclib.train import lr_milestones
+
+    ms = lr_milestones(epochs)
+    assert len(ms) == 3 and len(set(ms)) == 3 and ms == sorted(ms)
+    assert 1 <= ms[0] and ms[-1] <= epochs - 1  # each decay acts on at least one epoch
+
+
+def test_milestones_keep_the_paper_schedule_and_fix_rounding():
+    from synclib.train import lr_milestones
+
+    assert lr_milestones(100) == [50, 75, 90]
+    assert lr_milestones(5) == [2, 3, 4]  # round() gave 2, 4, 4: one decay lost
+    assert lr_milestones(3) == [1, 2]
+    assert lr_milestones(1) == []
+
+
+def test_five_epochs_decay_three_times(tmp_path):
+    from synclib.data.partworld import generate
+    from synclib.train import TrainConfig, fit
+
+    generate(tmp_path / "d", n_train=8, n_test=4, size=32, progress=False)
+    h = fit(TrainConfig(method="baseline", arch="resnet18", width=0.125, epochs=5, batch_size=8),
+            tmp_path / "d", tmp_path / "r", progress=False)
+    lrs = [e["lr"] for e in h["epochs"]]
+    assert lrs == pytest.approx([0.01, 0.01, 1e-3, 1e-4, 1e-5])

@@ -7,6 +7,15 @@ least two parts), so a classifier must look at the parts. Each object has a rand
 position, scale and flip, on a cluttered background of textured distractor shapes. Pixel
 masks and landmarks (each part's centroid) come with every image.
 
+Difficulty (`difficulty=`, all off by default, so an old data set renders as before): `swap`,
+the probability that a part takes the other variant than its class's (parts shared between
+classes: some images are then ambiguous, which bounds the attainable accuracy); `texture_mix`,
+the probability that a part wears the other variant's texture (variants that differ less);
+`occlusion`, the probability that a distractor is painted over the object (the parts it
+hides leave the masks); `clutter`, extra distractors per image, drawn with the parts'
+own textures. The difficulty's draws come from their own stream, so they never move the
+draws of the easy world.
+
 Every sample is a pure function of (seed, split, index): `PartWorld(seed).render(split, i,
 remove=("head",))` renders the same image again with parts removed (a part intervention),
 so analyses can ask which filters a part's removal silences.
@@ -18,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +37,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from .format import atomic_write_bytes, read_manifest, write_manifest, write_split_csv
+from .format import atomic_write_bytes, atomic_write_text, read_manifest, write_manifest, write_split_csv
 
 __all__ = ["PartWorld", "PARTS", "CLASSES", "CLASS_VARIANTS", "generate"]
 
@@ -44,6 +55,7 @@ CLASS_VARIANTS = np.array([
 SPLITS = {"train": 0, "test": 1}
 PAINT_ORDER = ["tail", "back_legs", "front_legs", "torso", "head"]  # later paints on top
 VERSION = 1
+DIFFICULTY = {"swap": 0.0, "texture_mix": 0.0, "occlusion": 0.0, "clutter": 0}
 STRETCH = 1.45  # vertical scale of the object relative to its length
 
 
@@ -58,6 +70,9 @@ class _Spec:
     colour: np.ndarray  # (3,) base colour in [0, 1]
     shades: np.ndarray  # (K,) brightness of each part
     bg_seed: int
+    textures: np.ndarray | None = None  # (K,) the variant whose texture each part wears
+    occluders: int = 0
+    hard_seed: int = 0
 
 
 def _stripes(u, v, period, angle):
@@ -74,9 +89,13 @@ def _dots(u, v, period):
 class PartWorld:
     """The generator. `render(split, i, remove=())` -> (image (S,S,3) uint8, index mask (S,S) uint8)."""
 
-    def __init__(self, seed: int = 0, size: int = 112):
+    def __init__(self, seed: int = 0, size: int = 112, difficulty: dict | None = None):
         self.seed = seed
         self.size = size
+        unknown = sorted(set(difficulty or {}) - set(DIFFICULTY))
+        if unknown:
+            raise ValueError(f"unknown PartWorld difficulty {unknown}; known: {sorted(DIFFICULTY)}")
+        self.difficulty = {**DIFFICULTY, **(difficulty or {})}
         yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
         self.yy, self.xx = yy, xx
 
@@ -92,8 +111,17 @@ class PartWorld:
         ly = STRETCH * length
         cy = float(rng.uniform(min(0.52 * ly, s / 2), max(s - 0.64 * ly, s / 2)))
         colour = rng.uniform(0.25, 0.95, size=3)
-        return _Spec(label, CLASS_VARIANTS[label].copy(), cx, cy, length, bool(rng.integers(2)),
-                     colour, rng.uniform(0.75, 1.15, size=len(PARTS)), int(rng.integers(2**31)))
+        sp = _Spec(label, CLASS_VARIANTS[label].copy(), cx, cy, length, bool(rng.integers(2)),
+                   colour, rng.uniform(0.75, 1.15, size=len(PARTS)), int(rng.integers(2**31)))
+        d = self.difficulty
+        if any(d.values()):  # a stream of its own: the easy world's draws above stay as they were
+            hard = np.random.default_rng([self.seed, SPLITS[split], i, 1])
+            k = len(PARTS)
+            sp.variants = np.where(hard.random(k) < d["swap"], 1 - sp.variants, sp.variants)
+            sp.textures = np.where(hard.random(k) < d["texture_mix"], 1 - sp.variants, sp.variants)
+            sp.occluders = int(hard.random() < d["occlusion"]) * int(hard.integers(1, 3))
+            sp.hard_seed = int(hard.integers(2**31))
+        return sp
 
     # -- drawing ---------------------------------------------------------------------------
     def _background(self, seed: int) -> np.ndarray:
@@ -102,23 +130,33 @@ class PartWorld:
         img = np.empty((s, s, 3), np.float32)
         img[:] = rng.uniform(0.2, 0.8, size=3)
         img += rng.normal(0, 0.04, size=(s, s, 3)).astype(np.float32)
-        xx, yy = self.xx, self.yy
         for _ in range(int(rng.integers(6, 11))):  # textured distractors
-            c = rng.uniform(0, s, size=2)
-            r = rng.uniform(0.05, 0.18, size=2) * s
-            ang = rng.uniform(0, np.pi)
-            u = (xx - c[0]) * np.cos(ang) + (yy - c[1]) * np.sin(ang)
-            v = -(xx - c[0]) * np.sin(ang) + (yy - c[1]) * np.cos(ang)
-            if rng.integers(2):
-                shape = (u / r[0]) ** 2 + (v / r[1]) ** 2 < 1
-            else:
-                shape = (np.abs(u) < r[0]) & (np.abs(v) < r[1] * 0.6)
-            col = rng.uniform(0, 1, size=3)
+            self._distractor(img, rng)
+        return img
+
+    def _distractor(self, img: np.ndarray, rng, part_like: bool = False) -> np.ndarray:
+        """Paint one textured shape; returns its mask. `part_like`: a part's texture and scale."""
+        s = self.size
+        xx, yy = self.xx, self.yy
+        c = rng.uniform(0, s, size=2)
+        r = rng.uniform(0.05, 0.18, size=2) * s
+        ang = rng.uniform(0, np.pi)
+        u = (xx - c[0]) * np.cos(ang) + (yy - c[1]) * np.sin(ang)
+        v = -(xx - c[0]) * np.sin(ang) + (yy - c[1]) * np.cos(ang)
+        if rng.integers(2):
+            shape = (u / r[0]) ** 2 + (v / r[1]) ** 2 < 1
+        else:
+            shape = (np.abs(u) < r[0]) & (np.abs(v) < r[1] * 0.6)
+        col = rng.uniform(0, 1, size=3)
+        if part_like:  # the parts' textures at the parts' scale (torso length about s / 2)
+            ul, vl = u / (0.5 * s), v / (0.5 * s * STRETCH)
+            tex = _dots(ul, vl, 0.16) if rng.integers(2) else _stripes(ul, vl, 0.09, rng.uniform(0, np.pi))
+        else:
             tex = [_stripes(u, v, rng.uniform(3, 7), rng.uniform(0, np.pi)),
                    _dots(u, v, rng.uniform(4, 8)), np.ones_like(shape)][int(rng.integers(3))]
-            img[shape] = col
-            img[shape & tex] = col * 0.55
-        return img
+        img[shape] = col
+        img[shape & tex] = col * (0.45 if part_like else 0.55)
+        return shape
 
     def _part_shape(self, part: str, variant: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Boolean mask of a part in object coordinates (u forward, v down, torso length 1)."""
@@ -165,6 +203,9 @@ class PartWorld:
             raise ValueError(f"unknown parts {bad}; PartWorld's parts are {PARTS}")
         sp = self.spec(split, i)
         img = self._background(sp.bg_seed)
+        hard = np.random.default_rng(sp.hard_seed)
+        for _ in range(int(self.difficulty["clutter"])):
+            self._distractor(img, hard, part_like=True)
         mask = np.zeros((self.size, self.size), np.uint8)
         u = (self.xx - sp.cx) / sp.length
         v = (self.yy - sp.cy) / (STRETCH * sp.length)
@@ -176,11 +217,13 @@ class PartWorld:
             k = PARTS.index(part)
             var = int(sp.variants[k])
             shape = self._part_shape(part, var, u, v)
-            tex = self._texture(part, var, u, v)
+            tex = self._texture(part, var if sp.textures is None else int(sp.textures[k]), u, v)
             col = np.clip(sp.colour * sp.shades[k], 0, 1)
             img[shape] = col
             img[shape & tex] = col * 0.45
             mask[shape] = k + 1
+        for _ in range(sp.occluders):  # in front of the object: what it hides is no part
+            mask[self._distractor(img, hard)] = 0
         return (np.clip(img, 0, 1) * 255).astype(np.uint8), mask
 
     def landmarks(self, mask: np.ndarray) -> list[tuple[float, float, float]]:
@@ -203,7 +246,7 @@ def _png(array: np.ndarray) -> bytes:
 
 
 def generate(out: str | Path, n_train: int = 800, n_test: int = 200, size: int = 112,
-             seed: int = 0, progress: bool = True) -> dict:
+             seed: int = 0, progress: bool = True, difficulty: dict | None = None) -> dict:
     """Write PartWorld as a part dataset under `out`; returns the manifest.
 
     Resumable: images already on disk are kept (they are a function of seed, split and
@@ -211,11 +254,20 @@ def generate(out: str | Path, n_train: int = 800, n_test: int = 200, size: int =
     """
     out = Path(out)
     params = {"n_train": n_train, "n_test": n_test, "size": size, "seed": seed, "version": VERSION}
+    world = PartWorld(seed, size, difficulty)
+    if any(world.difficulty.values()):  # an easy world keeps the parameters (and fingerprints) it had
+        params["difficulty"] = world.difficulty
     if (out / "manifest.json").is_file():
         m = read_manifest(out)
         if m.get("source", {}).get("params") == params:
             return m
-    world = PartWorld(seed, size)
+    stamp = out / "generating.json"  # the parameters the images on disk were rendered with
+    old = json.loads(stamp.read_text()) if stamp.is_file() else None
+    if (out / "manifest.json").is_file() or (old is not None and old != params):
+        for d in ("images", "masks"):  # another world's images: none may be kept
+            shutil.rmtree(out / d, ignore_errors=True)
+        (out / "manifest.json").unlink(missing_ok=True)
+    atomic_write_text(stamp, json.dumps(params))
     for split, n in (("train", n_train), ("test", n_test)):
         rows = []
         for i in tqdm(range(n), desc=f"PartWorld {split}", disable=not progress, unit="img"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["filter_normalized_direction", "loss_landscape"]
+__all__ = ["filter_normalized_direction", "loss_landscape", "roughness"]
 
 
 def filter_normalized_direction(w: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -43,3 +43,13 @@ def loss_landscape(model, images: torch.Tensor, labels: torch.Tensor, span: floa
     finally:
         layer.weight.copy_(w0)
     return coords, out
+
+
+def roughness(loss: torch.Tensor) -> float:
+    """How rough a loss grid (P, P) is, scale-free: the mean absolute discrete Laplacian over
+    the interior points (4 neighbours), divided by the grid's mean loss. 0 for a plane."""
+    g = torch.as_tensor(loss, dtype=torch.float64)
+    if g.shape[0] < 3 or g.shape[1] < 3:
+        return float("nan")
+    lap = g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:] - 4 * g[1:-1, 1:-1]
+    return float(lap.abs().mean() / g.mean())
