@@ -1,9 +1,16 @@
-"""What every converter shares: checked inputs, a resumable writer, the final verification."""
+"""What every converter shares: checked inputs, a resumable writer, the final verification.
+
+A converter writes into a work folder beside its output (`OUT.partial/`, kept when it stops,
+so a second run resumes) and renames it to OUT only once every item, the CSVs and the
+manifest are written: no partial data set can ever be read as a whole one.
+"""
 
 from __future__ import annotations
 
 import io
 import os
+import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +18,32 @@ from PIL import Image
 
 from synclib.data.format import FormatError, atomic_write_bytes, write_manifest, write_split_csv
 
-__all__ = ["require", "PartWriter", "FormatError", "crop_box"]
+__all__ = ["require", "PartWriter", "FormatError", "crop_box", "open_image", "read_lines"]
+
+
+def open_image(path: Path, layout: str = "", mode: str | None = "RGB") -> Image.Image:
+    """The decoded image at `path`; a missing, truncated or corrupt file is a FormatError that
+    names it (PIL's own message names no file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError(f"{path} not found" + (f". Expected layout:\n{layout}" if layout else ""))
+    try:
+        img = Image.open(path)
+        img.load()  # decode now: a truncated JPEG fails here, not in the middle of training
+    except (OSError, ValueError, SyntaxError) as e:
+        raise FormatError(f"{path}: cannot decode the image ({e}); the file is damaged or incomplete, "
+                          "copy it again from the original data set") from e
+    return img.convert(mode) if mode else img
+
+
+def read_lines(path: Path, layout: str = "") -> list[tuple[int, str]]:
+    """(line number, text) of the non-empty lines of a text file that must exist."""
+    require(path, layout)
+    try:
+        text = Path(path).read_text()
+    except UnicodeDecodeError as e:
+        raise FormatError(f"{path}: not a text file ({e})") from e
+    return [(i, ln) for i, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
 
 
 def require(path: Path, layout: str) -> Path:
@@ -38,14 +70,17 @@ def _png(array: np.ndarray) -> bytes:
 
 
 class PartWriter:
-    """Writes one part dataset, resumably: an image already on disk is not written again.
+    """Writes one part dataset, resumably: an image already in the work folder is not written
+    again; `finish` renames the work folder into place.
 
     size: images (and masks) are resized to size×size (None: images are linked, not copied).
     """
 
     def __init__(self, out: str | Path, name: str, classes: list[str], parts: list[str],
                  size: int | None, has_masks: bool, has_landmarks: bool, source: dict):
-        self.out = Path(out)
+        self.final = Path(out)
+        self.out = self.final.with_name(self.final.name + ".partial")  # the work folder
+        self.out.mkdir(parents=True, exist_ok=True)
         self.name, self.classes, self.parts = name, classes, parts
         self.size, self.has_masks, self.has_landmarks = size, has_masks, has_landmarks
         self.source = source
@@ -68,7 +103,8 @@ class PartWriter:
     def add(self, split: str, item_id: str, label: int, image=None, mask: np.ndarray | None = None,
             landmarks: list[tuple[float, float, float]] | None = None) -> None:
         """Add an item. image: a PIL image (None when `has` says it is written already);
-        mask: (H, W) uint8 index map of the same size as the image (0 = background);
+        mask: (H, W) uint8 index map (0 = background, k+1 = part k) of the image's size, or
+        (L, H, W) index layers (L <= 4) where parts overlap (`format.pack_layers` makes them);
         landmarks: per part (x, y, visible), normalized to the image."""
         img_rel = self._rel("images", split, item_id, "png")
         mask_rel = self._rel("masks", split, item_id, "png") if self.has_masks else ""
@@ -81,10 +117,18 @@ class PartWriter:
             im.save(buf, format="PNG")
             atomic_write_bytes(self.out / img_rel, buf.getvalue())
             if self.has_masks:
-                m = Image.fromarray(np.asarray(mask, dtype=np.uint8))
+                layers = np.asarray(mask, dtype=np.uint8)
+                layers = layers[None] if layers.ndim == 2 else layers
+                if not 1 <= len(layers) <= 4:
+                    raise ValueError(f"{item_id}: a mask has 1 to 4 layers, not {len(layers)}")
                 if s:
-                    m = m.resize((s, s), Image.NEAREST)
-                atomic_write_bytes(self.out / mask_rel, _png(np.asarray(m)))
+                    layers = np.stack([np.asarray(Image.fromarray(x).resize((s, s), Image.NEAREST)) for x in layers])
+                if len(layers) == 1:
+                    png = _png(layers[0])
+                else:  # L layers as the channels of an LA / RGB / RGBA PNG
+                    pad = {2: 2, 3: 3, 4: 4}[len(layers)]
+                    png = _png(np.moveaxis(layers[:pad], 0, -1))
+                atomic_write_bytes(self.out / mask_rel, png)
             self.written += 1
         else:
             self.skipped += 1
@@ -127,5 +171,12 @@ class PartWriter:
             "name": self.name, "classes": self.classes, "parts": self.parts, "image_size": size,
             "splits": counts, "has_masks": self.has_masks, "has_landmarks": self.has_landmarks,
             "source": self.source})
-        print(f"{self.name}: {counts} (written {self.written}, already there {self.skipped}) -> {self.out}")
+        old = None
+        if self.final.exists():  # a previous conversion: set aside, replaced, then removed
+            old = self.final.with_name(f"{self.final.name}.old-{int(time.time())}")
+            os.replace(self.final, old)
+        os.replace(self.out, self.final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        print(f"{self.name}: {counts} (written {self.written}, already there {self.skipped}) -> {self.final}")
         return m

@@ -7,7 +7,8 @@ Reads (SRC, the CUB_200_2011 folder):
     classes.txt                 <class_id> <name>   (optional; names default to the ids)
     train_test_split.txt        <image_id> <1 = train, 0 = test>
     bounding_boxes.txt          <image_id> <x> <y> <width> <height>
-    parts/part_locs.txt         <image_id> <part_id> <x> <y> <visible>
+    parts/part_locs.txt         <image_id> <part_id> <x> <y> <visible>: exactly 15 rows
+                                per image, one per part id 1..15
 Writes (OUT): the part-dataset format, splits train/test (the official split), each bird
 cropped to its bounding box and resized to --size; landmarks head (part 6, forehead), back
 (part 1) and tail (part 14), normalized to the crop; a landmark that is invisible or outside
@@ -21,22 +22,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from PIL import Image
 from tqdm import tqdm
 
-from .common import FormatError, PartWriter, require
+from .common import FormatError, PartWriter, open_image, read_lines
 
 PARTS = ["head", "back", "tail"]
 PART_IDS = {"head": 6, "back": 1, "tail": 14}
+N_PARTS = 15
 LAYOUT = __doc__.split("Writes")[0]
 
 
 def _table(path: Path, ncols: int, cast=str) -> dict[int, list]:
-    require(path, LAYOUT)
     out = {}
-    for i, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
+    for i, line in read_lines(path, LAYOUT):
         f = line.split(maxsplit=ncols - 1) if cast is str else line.split()
         if len(f) < ncols:
             raise FormatError(f"{path} line {i}: expected {ncols} columns, got {line!r}")
@@ -54,14 +52,29 @@ def convert(src: str | Path, out: str | Path, size: int = 224, progress: bool = 
     split = _table(src / "train_test_split.txt", 2, int)
     boxes = _table(src / "bounding_boxes.txt", 5, float)
     locs: dict[int, dict[int, list[float]]] = {}
-    path = require(src / "parts" / "part_locs.txt", LAYOUT)
-    for i, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
+    path = src / "parts" / "part_locs.txt"
+    for i, line in read_lines(path, LAYOUT):
         f = line.split()
         if len(f) != 5:
             raise FormatError(f"{path} line {i}: expected `image part x y visible`, got {line!r}")
-        locs.setdefault(int(f[0]), {})[int(f[1])] = [float(x) for x in f[2:]]
+        try:
+            iid, pid = int(f[0]), int(f[1])
+            vals = [float(x) for x in f[2:]]
+        except ValueError as e:
+            raise FormatError(f"{path} line {i}: malformed value ({e})") from e
+        if not 1 <= pid <= N_PARTS:
+            raise FormatError(f"{path} line {i}: part id {pid} is not in 1..{N_PARTS}")
+        if pid in locs.setdefault(iid, {}):
+            raise FormatError(f"{path} line {i}: image {iid} has part {pid} twice")
+        locs[iid][pid] = vals
+    for iid in images:  # CUB has 15 parts: a truncated file would read as invisible landmarks
+        have = len(locs.get(iid, {}))
+        if have != N_PARTS:
+            raise FormatError(f"{path}: image {iid} has {have} rows, CUB-200-2011 has {N_PARTS} per image "
+                              "(is the file truncated? copy it again from the original archive)")
+    stray = sorted(set(locs) - set(images))
+    if stray:
+        raise FormatError(f"{path}: rows for image {stray[0]}, which images.txt does not list")
     n_classes = max(v[0] for v in labels.values())
     class_file = src / "classes.txt"
     names = {k: v[0] for k, v in _table(class_file, 2).items()} if class_file.is_file() else {}
@@ -77,7 +90,7 @@ def convert(src: str | Path, out: str | Path, size: int = 224, progress: bool = 
         x, y, bw, bh = boxes[iid]
         lms = []
         for part in PARTS:
-            px, py, vis = locs.get(iid, {}).get(PART_IDS[part], [0.0, 0.0, 0.0])
+            px, py, vis = locs[iid][PART_IDS[part]]
             u, v = (px - x) / bw, (py - y) / bh  # CUB's coordinates are pixel positions
             inside = vis > 0 and 0 <= u <= 1 and 0 <= v <= 1
             lms.append((u, v, 1.0) if inside else (0.0, 0.0, 0.0))
@@ -85,8 +98,8 @@ def convert(src: str | Path, out: str | Path, size: int = 224, progress: bool = 
         item = f"{iid:05d}"
         crop = None
         if not w.has(sp, item):
-            p = require(src / "images" / images[iid][0], LAYOUT)
-            crop = Image.open(p).convert("RGB").crop((int(x), int(y), int(round(x + bw)), int(round(y + bh))))
+            crop = open_image(src / "images" / images[iid][0], LAYOUT).crop(
+                (int(x), int(y), int(round(x + bw)), int(round(y + bh))))
         w.add(sp, item, labels[iid][0] - 1, crop, None, lms)
     n_train = sum(1 for i in images if split[i][0] == 1)
     return w.finish(expected={"train": n_train, "test": len(images) - n_train})

@@ -69,8 +69,9 @@ def load(study: Study, run: Run, split: str = "test") -> LoadedRun:
 
 def _cached(study: Study, run: Run, name: str, args: dict, compute):
     """compute() once per (run, name, args, data, source); JSON in runs/<hash>/analysis-*.json."""
-    key = {"name": name, "args": args, "data": study.datasets[run.dataset].fingerprint("test"),
-           "source": source_hash(*ANALYSIS_SOURCES)}
+    ds = study.datasets[run.dataset]
+    key = {"name": name, "args": args, "data": ds.fingerprint("test"), "train_data": ds.fingerprint("train"),
+           "source": source_hash(*ANALYSIS_SOURCES)}  # pruning ranks filters on training images
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     path = RunStore().path(run.hash) / f"analysis-{name}-{digest}.json"
     if path.is_file():

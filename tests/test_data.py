@@ -135,3 +135,19 @@ def test_a_new_difficulty_regenerates_every_image(tmp_path):
     assert m0["fingerprints"]["train"] != m1["fingerprints"]["train"]
     assert m1["source"]["params"]["difficulty"]["swap"] == 1.0
     assert "difficulty" not in m0["source"]["params"]  # an easy world keeps its old parameters
+
+
+def test_overlapping_parts_round_trip_through_layers(tmp_path):
+    import numpy as np
+
+    from synclib.data.format import pack_layers, unpack_layers
+
+    masks = np.zeros((3, 6, 6), bool)
+    masks[0, :4] = True  # a first-level part ...
+    masks[1, 1:3, 1:3] = True  # ... a second-level part inside it ...
+    masks[2, 4:] = True  # ... and one beside both
+    layers = pack_layers(masks)
+    assert layers.shape == (2, 6, 6)  # part 2 shares the first layer with part 0; part 1 needs its own
+    assert (unpack_layers(np.moveaxis(layers, 0, -1), 3) == masks).all()
+    with pytest.raises(Exception, match="overlap at one pixel"):
+        pack_layers(np.ones((5, 2, 2), bool))

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .format import FormatError, csv_columns, read_manifest
+from .format import MASK_FORMAT, FormatError, csv_columns, read_manifest
 
 __all__ = ["PartDataset", "collate"]
 
@@ -18,7 +18,7 @@ class PartDataset(torch.utils.data.Dataset):
     """A split of a part dataset.
 
     An item is a dict: `image` (3, S, S) float32 in [0, 1]; `label` int; `masks` (K, S, S)
-    bool or None; `landmarks` (K, 3) float32 as normalized x, y, visible, or None; `index`.
+    bool or None (parts may overlap); `landmarks` (K, 3) float32 as normalized x, y, visible, or None; `index`.
     Images of another size are resized to the manifest's `image_size` (bilinear; masks nearest,
     landmarks are normalized so they need no change).
 
@@ -40,6 +40,12 @@ class PartDataset(torch.utils.data.Dataset):
         self.size = int(self.manifest["image_size"])
         self.has_masks = bool(self.manifest["has_masks"])
         self.has_landmarks = bool(self.manifest["has_landmarks"])
+        if self.has_masks and self.manifest.get("mask_format") != MASK_FORMAT:
+            conv = self.manifest.get("source", {}).get("converter", "its converter")
+            raise FormatError(
+                f"{self.root / 'manifest.json'}: its masks are in an older format, one part per pixel "
+                f"(mask_format {self.manifest.get('mask_format', 1)}; this synclib reads {MASK_FORMAT}, where parts "
+                f"may overlap). Convert the data set again with {conv} (PartWorld regenerates itself)")
         self.rows = self._read_rows()
         self.labels = torch.tensor([r["label"] for r in self.rows], dtype=torch.long)
         self._cache: dict[int, dict] | None = {} if cache else None
@@ -97,12 +103,13 @@ class PartDataset(torch.utils.data.Dataset):
         masks = None
         if self.has_masks and r["mask"]:
             m = self._open(r["mask"], "")
-            if m.mode not in ("L", "P"):
-                raise FormatError(f"{self.root / r['mask']}: a mask must be an 8-bit index PNG")
-            if m.size != (s, s):
-                m = m.resize((s, s), Image.NEAREST)
-            idx = torch.from_numpy(np.asarray(m, dtype=np.uint8).copy()).long()  # (S, S)
-            masks = idx.unsqueeze(0) == torch.arange(1, len(self.parts) + 1).view(-1, 1, 1)
+            if m.mode not in ("L", "P", "LA", "RGB", "RGBA"):
+                raise FormatError(f"{self.root / r['mask']}: a mask must be an 8-bit PNG of 1 to 4 index layers, "
+                                  f"not mode {m.mode}")
+            layers = [b if b.size == (s, s) else b.resize((s, s), Image.NEAREST) for b in m.split()]
+            idx = torch.from_numpy(np.stack([np.asarray(b, dtype=np.uint8) for b in layers], -1)).long()  # (S, S, L)
+            ids = torch.arange(1, len(self.parts) + 1).view(-1, 1, 1, 1)
+            masks = (idx.unsqueeze(0) == ids).any(-1)  # (K, S, S): a part on any layer
         elif self.has_masks:
             masks = torch.zeros(len(self.parts), s, s, dtype=torch.bool)
         landmarks = None

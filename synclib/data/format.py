@@ -7,7 +7,10 @@ ROOT/
   <split>.csv          one row per image: id, image, label, mask, then <part>_x, <part>_y,
                        <part>_v for each part when the set has landmarks
   images/<split>/...   RGB images (any format PIL reads; PNG or JPEG)
-  masks/<split>/...    part masks as 8-bit PNG index maps: 0 background, k+1 = part k
+  masks/<split>/...    part masks as 8-bit PNGs of 1 to 4 channels (L, LA, RGB, RGBA), each
+                       channel an index map (0 none, k+1 = part k): a pixel belongs to part
+                       k if any channel holds k+1, so parts may overlap (a second-level part
+                       inside a first-level one lies on another channel)
 ```
 Landmarks are normalized image coordinates: x = column / width, y = row / height, in [0, 1],
 v = 1 if visible. The fingerprint of a split is the sha256 over its CSV and the sha256 of
@@ -23,12 +26,50 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from .. import trace
 
 __all__ = ["write_manifest", "read_manifest", "write_split_csv", "split_fingerprint",
-           "atomic_write_bytes", "atomic_write_text", "FormatError", "MANIFEST_KEYS"]
+           "atomic_write_bytes", "atomic_write_text", "FormatError", "MANIFEST_KEYS", "MASK_FORMAT",
+           "pack_layers", "unpack_layers"]
 
 MANIFEST_KEYS = ("name", "classes", "parts", "image_size", "splits", "has_masks", "has_landmarks")
+MASK_FORMAT = 2  # masks whose parts may overlap (layered index maps); 1: one label per pixel
+MAX_LAYERS = 4
+
+
+def pack_layers(masks) -> np.ndarray:
+    """(K, H, W) boolean part masks -> (L, H, W) uint8 index layers, L <= 4: each part goes on
+    the first layer where it overlaps no part already there. Raises when more are needed."""
+    masks = np.asarray(masks, dtype=bool)
+    k, h, w = masks.shape
+    if k > 254:
+        raise FormatError(f"{k} parts do not fit an 8-bit index mask (at most 254)")
+    layers: list[np.ndarray] = []
+    for part in range(k):
+        if not masks[part].any():
+            continue
+        for layer in layers:
+            if not (layer[masks[part]] > 0).any():
+                layer[masks[part]] = part + 1
+                break
+        else:
+            if len(layers) == MAX_LAYERS:
+                raise FormatError(f"more than {MAX_LAYERS} parts overlap at one pixel; a mask holds {MAX_LAYERS} layers")
+            layer = np.zeros((h, w), np.uint8)
+            layer[masks[part]] = part + 1
+            layers.append(layer)
+    return np.stack(layers) if layers else np.zeros((1, h, w), np.uint8)
+
+
+def unpack_layers(layers, n_parts: int) -> np.ndarray:
+    """(H, W) or (H, W, L) index layers -> (K, H, W) boolean part masks."""
+    a = np.asarray(layers)
+    if a.ndim == 2:
+        a = a[..., None]
+    ids = np.arange(1, n_parts + 1).reshape(-1, 1, 1, 1)
+    return (a[None] == ids).any(-1)
 
 
 class FormatError(ValueError):
@@ -103,6 +144,8 @@ def write_manifest(root: str | Path, manifest: dict) -> dict:
     if missing:
         raise FormatError(f"manifest for {root} lacks {missing}")
     manifest = dict(manifest)
+    if manifest.get("has_masks"):
+        manifest["mask_format"] = MASK_FORMAT
     manifest["fingerprints"] = {s: split_fingerprint(root, s) for s in manifest["splits"]}
     atomic_write_text(Path(root) / "manifest.json", json.dumps(manifest, indent=2))
     return manifest

@@ -260,6 +260,8 @@ def generate(out: str | Path, n_train: int = 800, n_test: int = 200, size: int =
     if (out / "manifest.json").is_file():
         m = read_manifest(out)
         if m.get("source", {}).get("params") == params:
+            if m.get("mask_format") is None:  # written before masks could overlap: the same files
+                m = write_manifest(out, {k: v for k, v in m.items() if k != "fingerprints"})
             return m
     stamp = out / "generating.json"  # the parameters the images on disk were rendered with
     old = json.loads(stamp.read_text()) if stamp.is_file() else None
