@@ -44,7 +44,7 @@ def _csv(path: Path, need: list[str]) -> list[dict]:
             short = [c for c in need if row.get(c) is None]
             if short or None in row:
                 raise FormatError(f"{path} line {r.line_num}: expected {len(r.fieldnames)} columns "
-                                  f"({', '.join(r.fieldnames)}), got {len(row) - (None in row)}" +
+                                  f"({', '.join(r.fieldnames)}), got {sum(v is not None for k, v in row.items() if k is not None)}" +
                                   (f"; {short} missing" if short else "; too many values"))
             rows.append(row)
         return rows
