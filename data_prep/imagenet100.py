@@ -21,12 +21,11 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from synclib.data.format import atomic_write_text
 
-from .common import FormatError, PartWriter, require
+from .common import FormatError, PartWriter, open_image, require
 
 LAYOUT = __doc__.split("Writes")[0]
 EXTS = {".jpeg", ".jpg", ".png"}
@@ -51,24 +50,30 @@ def convert(src: str | Path, out: str | Path, wnids_file: str | Path | None = No
                  if ln.strip()]
     elif draw_seed is not None:
         wnids = draw_wnids(train_dir, draw_seed)
-        atomic_write_text(Path(out) / "wnids.txt", "\n".join(wnids) + "\n")
     else:
         raise FormatError("give --wnids FILE (the 100 classes) or --draw-seed 1993")
     if len(set(wnids)) != len(wnids):
         raise FormatError(f"{wnids_file} lists a wnid twice")
     w = PartWriter(out, "imagenet100", wnids, [], resize, has_masks=False, has_landmarks=False,
                    source={"converter": "data_prep.imagenet100", "wnids": wnids})
+    if not wnids_file:  # the drawn list, beside the data set it made (in the work folder until done)
+        atomic_write_text(w.out / "wnids.txt", "\n".join(wnids) + "\n")
     for split, theirs in (("train", "train"), ("test", "val")):
         for label, wnid in enumerate(tqdm(wnids, desc=f"ImageNet-100 {split}", disable=not progress)):
             folder = src / theirs / wnid
             if not folder.is_dir():
                 raise FormatError(f"{folder} not found: wnid {wnid} of the list is not in {src / theirs}")
-            for f in sorted(p for p in folder.iterdir() if p.suffix.lower() in EXTS):
+            files = sorted(p for p in folder.iterdir() if p.suffix.lower() in EXTS)
+            if not files:
+                raise FormatError(f"{folder} holds no image ({', '.join(sorted(EXTS))}): copy the class again")
+            for f in files:
                 item = f"{wnid}/{f.stem}"
                 if resize:
-                    img = None if w.has(split, item) else Image.open(f)
+                    img = None if w.has(split, item) else open_image(f, LAYOUT)
                     w.add(split, item, label, img)
                 else:
+                    if not (w.out / f"images/{split}/{item}{f.suffix.lower()}").is_symlink():
+                        open_image(f, LAYOUT)  # linked, not copied: but decodable, or named now
                     w.link(split, item, label, f)
     return w.finish()
 

@@ -434,3 +434,10 @@ def test_imagenet100_links_and_labels(tmp_path):
     (tmp_path / "wnids.txt").write_text("n009\n")
     with pytest.raises(FormatError, match="train/n009 not found"):
         convert(src, tmp_path / "out2", tmp_path / "wnids.txt", progress=False)
+    m = convert(src, tmp_path / "out3", draw_seed=1993, progress=False)  # the drawn list lands with the data
+    assert (tmp_path / "out3/wnids.txt").read_text().split() == m["classes"]
+    bad = src / "val/n001/val_n001.JPEG"
+    bad.write_bytes(bad.read_bytes()[:200])
+    (tmp_path / "wnids.txt").write_text("n001\n")
+    with pytest.raises(FormatError, match=r"val_n001.JPEG: cannot decode the image"):
+        convert(src, tmp_path / "out4", tmp_path / "wnids.txt", progress=False)
