@@ -12,7 +12,7 @@ from .data import PartDataset, collate
 from .metrics.hits import filter_thresholds, landmark_hits, mask_hits
 from .train import pick_device
 
-__all__ = ["Probe", "activations", "mask_hits_for", "landmark_hits_for"]
+__all__ = ["Probe", "LayerProbe", "activations", "mask_hits_for", "landmark_hits_for"]
 
 
 @dataclass
@@ -31,15 +31,52 @@ class Probe:
         return (self.logits.argmax(1) == self.labels).double().mean().item()
 
 
+class LayerProbe(torch.nn.Module):
+    """Any network as synclib's probe sees it: `forward(x)` returns `ModelOutput(logits, a)`,
+    `a` the output of the node `layer` (a node name as torchvision's feature extraction
+    understands it: `get_graph_node_names(model)`, e.g. "layer4" of a torchvision ResNet18,
+    or "layer4.1.relu_1"). The network's input is what it expects: put its normalization in
+    `preprocess` (synclib's own models normalize inside)."""
+
+    def __init__(self, model: torch.nn.Module, layer: str, preprocess=None):
+        super().__init__()
+        from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+
+        nodes = get_graph_node_names(model.eval())[1]
+        if layer not in nodes and not any(n.startswith(layer + ".") for n in nodes):  # a module: its output
+            near = [n for n in nodes if n.startswith(layer.split(".")[0])][:8]
+            raise ValueError(f"{type(model).__name__} has no node {layer!r}; nodes like it: {near} "
+                             "(all: torchvision.models.feature_extraction.get_graph_node_names(model)[1])")
+        self.layer = layer
+        self.extractor = create_feature_extractor(model, return_nodes={layer: "a", nodes[-1]: "logits"})
+        self.preprocess = preprocess
+
+    def forward(self, x: torch.Tensor):
+        from .models import ModelOutput
+
+        out = self.extractor(self.preprocess(x) if self.preprocess is not None else x)
+        a = out["a"]
+        if a.dim() != 4:
+            raise ValueError(f"node {self.layer!r} gives a {tuple(a.shape)} tensor; the metrics need (B, N, H, W) maps")
+        return ModelOutput(out["logits"], a)
+
+
 @torch.no_grad()
-def activations(model, dataset, batch_size: int = 64, device=None, progress: bool = False) -> Probe:
+def activations(model, dataset, batch_size: int = 64, device=None, progress: bool = False,
+                layer: str | None = None, preprocess=None) -> Probe:
     """Run `model` over `dataset` and keep the interpretable layer's maps (not upsampled).
+
+    `model` is a synclib model (its forward returns `ModelOutput`), or, with `layer`, any
+    `nn.Module`: the maps are then those of that node (see `LayerProbe`), and `preprocess`
+    maps synclib's [0, 1] images to the network's input (e.g. ImageNet normalization).
 
     Memory: I·N·H·W·4 bytes (1,000 images × 512 filters × 14² ≈ 400 MB at the paper's size).
     Always float32, on any device (training may use bf16 autocast; measuring does not: a
     bf16 map moves the thresholds and breaks their ties differently from the CPU's).
     """
     device = pick_device(device)
+    if layer is not None:
+        model = LayerProbe(model, layer, preprocess)
     model.eval().to(device)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
     acts, logits, labels = [], [], []

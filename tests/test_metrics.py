@@ -156,3 +156,35 @@ def test_analytic_overlaps_on_a_hand_made_map():
     up = torch.nn.functional.interpolate(a, size=(8, 8), mode="bilinear", align_corners=False)[0, 0]
     assert area.item() == int((up > 0.5).sum()) == 15
     assert inter.item() == int(((up > 0.5) & masks[0, 0]).sum()) == 8
+
+
+def test_probe_any_network_at_any_node(tiny_world):
+    """A torchvision ResNet18, not a synclib model: the probe takes its `layer3` / `layer4`
+    maps by node name, with the input normalization the network needs, and gives the metrics."""
+    import torchvision
+
+    from synclib.data import PartDataset
+    from synclib.metrics.interpretability import summarize
+    from synclib.probe import LayerProbe, activations, mask_hits_for
+
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=6).eval()
+    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    norm = lambda x: (x - mean) / std  # noqa: E731 - the network's own preprocessing, written out
+    ds = PartDataset(tiny_world, "test")
+    p4 = activations(net, ds, device="cpu", layer="layer4", preprocess=norm)
+    p3 = activations(net, ds, device="cpu", layer="layer3", preprocess=norm)
+    assert p4.a.shape == (len(ds), 512, 2, 2) and p3.a.shape == (len(ds), 256, 4, 4)  # 64² images
+    assert p4.logits.shape == (len(ds), 6)
+    seen = {}
+    handle = net.layer4.register_forward_hook(lambda m, i, o: seen.setdefault("a", o))
+    x = torch.stack([ds[i]["image"] for i in range(len(ds))])
+    with torch.no_grad():
+        logits = net(norm(x))
+    handle.remove()
+    torch.testing.assert_close(p4.a, seen["a"])  # exactly the node's output ...
+    torch.testing.assert_close(p4.logits, logits)  # ... and the network's own logits
+    met = summarize(mask_hits_for(p4, ds))
+    assert all(0 <= met[k] <= 1 for k in ("interp", "stability", "diversity"))
+    with pytest.raises(ValueError, match="has no node 'layer9'"):
+        LayerProbe(net, "layer9")
