@@ -29,13 +29,13 @@ from .metrics.pruning import pruning_auc, taylor_pruning_curve
 from .probe import Probe, activations, mask_hits_for
 from .provenance import source_hash
 from .store import RunStore
-from .study import Run, Study
+from .study import Run, Study, reading_row
 from .train import load_run, pick_device
 
 __all__ = ["LoadedRun", "load", "filter_examples", "mean_maps", "landmark_curves",
            "sensitivity_table", "sensitivity_maps", "pruning_curves", "landscapes",
            "module_tables", "module_row", "pruning_curve", "landscape", "landscape_table", "at_equal_interp",
-           "claims", "claims_all", "table_claims", "CLAIM_COLUMNS"]
+           "claims", "claims_all", "table_claims", "verdict_changes", "CLAIM_COLUMNS"]
 
 ANALYSIS_SOURCES = ("analysis.py", "probe.py", "metrics", "data/dataset.py", "models.py")
 
@@ -336,7 +336,7 @@ def table_claims(rr: pd.DataFrame, reading: str = "printed", paper_dataset=lambd
     from . import verdicts as V
     from .paper_values import TABLE1, TABLE2
 
-    ours = "ours" if reading == "printed" else f"ours_{reading}"
+    ours = reading_row("ours", reading)
     out: list[dict] = []
     if rr.empty:
         return out
@@ -388,7 +388,7 @@ def claims(study: Study, reading: str = "printed") -> pd.DataFrame:
     from .paper_values import TABLE3, TABLE4
     from .tables import run_rows
 
-    ours = "ours" if reading == "printed" else f"ours_{reading}"
+    ours = reading_row("ours", reading)
     rows: list[dict] = []
 
     def add(claim: str, paper: str, ours_txt: str, v, steps: list | None = None):
@@ -477,6 +477,16 @@ def claims(study: Study, reading: str = "printed") -> pd.DataFrame:
     add(f"{arch}: ours has a smoother loss landscape (mean |Laplacian| / mean loss, Fig. 10)", "qualitative (Fig. 10)",
         f"{_pm(o.roughness)} vs {_pm(b.roughness)}", V.compare(o.roughness, b.roughness, "less"))
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+
+
+def verdict_changes(cl: pd.DataFrame, reading: str, against: str = "printed") -> list[str]:
+    """The claims whose verdict under `reading` differs from that under `against`, among the
+    claims both readings judged (a claim one reading cannot judge is not a change)."""
+    wide = cl.pivot_table(index="claim", columns="reading", values="verdict", aggfunc="first", sort=False)
+    if reading not in wide.columns or against not in wide.columns:
+        return []
+    both = wide[[reading, against]].dropna()
+    return list(both.index[both[reading] != both[against]])
 
 
 def claims_all(study: Study, readings: list[str] | None = None) -> pd.DataFrame:

@@ -29,7 +29,7 @@ from .profile import load_profile, profile_path, repo_root
 from .provenance import training_source
 from .train import TrainConfig
 
-__all__ = ["Study", "Run", "DataSet", "ARTIFACTS", "Artifact", "run_hash", "READINGS", "row_of"]
+__all__ = ["Study", "Run", "DataSet", "ARTIFACTS", "Artifact", "run_hash", "READINGS", "row_of", "reading_row"]
 
 # Readings of the paper that SPEC had to choose between, as the method parameters that make
 # each one. "printed" is SPEC's (and every method's default); a method takes a reading when
@@ -39,6 +39,13 @@ READINGS: dict[str, tuple[tuple[str, object], ...]] = {
     "mean": (("reduction", "mean"),),    # L_sync averaged over filters: N times weaker
     "cells": (("units", "cells"),),      # L_sync's distances, softmax and ε in map cells
 }
+
+
+def reading_row(method: str, reading: str) -> str:
+    """The table row of `method` under a reading: `ours`, `ours_mean`, `ours_cells`."""
+    if reading not in READINGS:
+        raise ValueError(f"unknown reading {reading!r}; known: {list(READINGS)}")
+    return method if reading == "printed" else f"{method}_{reading}"
 
 
 def row_of(method: str, params) -> str:
@@ -208,7 +215,7 @@ class Study:
         data set's manifest once, and plan every run of every artifact the data allows."""
         path = profile_path(profile)
         prof = load_profile(path)
-        datasets = {name: _resolve_dataset(name, d, prepare_data, progress) for name, d in prof["datasets"].items()}
+        datasets = {name: _resolve_dataset(name, d, prepare_data, progress, path) for name, d in prof["datasets"].items()}
         study = cls(prof, str(path), datasets)
         for art in study.artifacts:
             ARTIFACTS[art].needs(study)  # registers every run the artifact asks for
@@ -358,7 +365,7 @@ class Study:
         s, ds = self.profile.get("sensitivity"), self.main_dataset
         if not s or ds is None or "ours" not in self.methods:
             return []
-        row = "ours" if reading == "printed" else f"ours_{reading}"
+        row = reading_row("ours", reading)
         params = s["params"] if reading == "printed" else [p for p in s["params"] if p == "lambda2"]
         return [(p, v, self.find_row(ds, s["arch"], row, 0, ((p, v),))) for p in params for v in s["values"]]
 
@@ -429,7 +436,7 @@ class Study:
         return cls.plan(profile)
 
 
-def _resolve_dataset(name: str, d: dict, prepare: bool, progress: bool) -> DataSet:
+def _resolve_dataset(name: str, d: dict, prepare: bool, progress: bool, profile: Path | str = "") -> DataSet:
     from .data.format import read_manifest
 
     root = Path(d["root"])
@@ -438,7 +445,10 @@ def _resolve_dataset(name: str, d: dict, prepare: bool, progress: bool) -> DataS
     if d.get("kind") == "partworld" and prepare:
         from .data.partworld import generate
 
-        manifest = generate(root, progress=progress, **d["generate"])
+        try:
+            manifest = generate(root, progress=progress, **d["generate"])
+        except (TypeError, ValueError) as e:  # an unknown or malformed generator setting
+            raise ValueError(f"{profile}: datasets.{name}.generate: {e}") from e
     elif (root / "manifest.json").is_file():
         manifest = read_manifest(root)
     return DataSet(name, str(root), d, manifest)

@@ -321,3 +321,10 @@ def test_analyses_never_hand_a_module_a_tensor_on_another_device(home, monkeypat
         handle.remove()
         analysis.load.cache_clear()
     assert {"Linear", "Conv2d"} <= set(seen)  # the check did watch the heads and the trunks
+
+
+def test_a_bad_generator_setting_names_the_profile(home):
+    prof = (home / "configs/smoke.yaml").read_text().replace("difficulty: {", "difficulty: {blur: 1, ")
+    (home / "configs/bad.yaml").write_text(prof)
+    with pytest.raises(ValueError, match=r"bad.yaml: datasets.partworld.generate: unknown PartWorld difficulty \['blur'\]"):
+        Study.plan(home / "configs/bad.yaml")

@@ -132,3 +132,15 @@ def test_table_claims_with_a_missing_method_one_seed_and_nan():
     # another reading judges its own row: `ours_mean` stands in for ours
     mean = _verdicts(table_claims(_frame({"baseline": base, "ours_mean": ours}, seeds=(0, 1)), "mean"))
     assert mean["ours has a higher Interp than the baseline (Table I)"] == V.HOLDS
+
+
+def test_verdict_changes_count_only_claims_both_readings_judged():
+    from synclib.analysis import verdict_changes
+
+    cl = pd.DataFrame([
+        {"claim": "a", "reading": "printed", "verdict": V.HOLDS}, {"claim": "a", "reading": "mean", "verdict": V.HOLDS},
+        {"claim": "b", "reading": "printed", "verdict": V.CONTRADICTED}, {"claim": "b", "reading": "mean", "verdict": V.HOLDS},
+        {"claim": "c", "reading": "printed", "verdict": V.INCONCLUSIVE},  # the mean reading cannot judge it
+    ])
+    assert verdict_changes(cl, "mean") == ["b"]
+    assert verdict_changes(cl, "cells") == []
