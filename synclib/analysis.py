@@ -21,6 +21,7 @@ import torch
 
 from .data import PartDataset
 from .data.format import atomic_write_text
+from .files import read_json
 from .metrics.hits import filter_thresholds, landmark_distances, mask_iou, regions
 from .metrics.interpretability import summarize
 from .metrics.landscape import loss_landscape, roughness
@@ -61,7 +62,8 @@ def load(study: Study, run: Run, split: str = "test") -> LoadedRun:
     """
     store = RunStore()
     store.ensure(study, run)
-    model, _, _ = load_run(store.path(run.hash))
+    with store.naming(run):
+        model, _, _ = load_run(store.path(run.hash))
     ds = study.datasets[run.dataset].split(split)
     probe = activations(model, ds)
     return LoadedRun(run, model.cpu(), probe, ds)
@@ -75,7 +77,7 @@ def _cached(study: Study, run: Run, name: str, args: dict, compute):
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     path = RunStore().path(run.hash) / f"analysis-{name}-{digest}.json"
     if path.is_file():
-        return json.loads(path.read_text())["value"]
+        return read_json(path, keys=("value",), what="a cached analysis")["value"]
     value = compute()
     atomic_write_text(path, json.dumps({"key": key, "value": value}))
     return value

@@ -1,9 +1,13 @@
-"""`synclib` commands: train, evaluate, reproduce."""
+"""`synclib` commands: train, evaluate, reproduce.
+
+Bad input (a value out of range, a corrupt file, a folder of another run) ends with exit code
+2 and one line that names the file or option and the fix; SYNCLIB_DEBUG=1 shows the traceback."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import yaml
@@ -34,7 +38,8 @@ def cmd_train(args) -> int:
                          "or --data DIR and --out DIR")
     from .train import TrainConfig, fit
 
-    bs = args.batch_size or (64 if args.arch.startswith("resnet") else 32)
+    bs = args.batch_size if args.batch_size is not None else (64 if args.arch.startswith("resnet") else 32)
+    # checked here, before anything is written (numbers, method, network, method parameters)
     cfg = TrainConfig(method=args.method, arch=args.arch, width=args.width, epochs=args.epochs,
                       batch_size=bs, lr=args.lr, seed=args.seed, pretrained=args.pretrained,
                       method_params=_parse_params(args.param))
@@ -101,7 +106,15 @@ def main(argv: list[str] | None = None) -> int:
     r.set_defaults(fn=cmd_reproduce)
 
     args = ap.parse_args(argv)
-    return args.fn(args)
+    from .files import CorruptFile
+
+    try:
+        return args.fn(args)
+    except (ValueError, FileNotFoundError, CorruptFile) as e:  # bad input: the message names the file and the fix
+        if os.environ.get("SYNCLIB_DEBUG"):
+            raise
+        print(f"synclib {args.cmd}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

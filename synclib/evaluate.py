@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .data import PartDataset
 from .data.format import atomic_write_text
+from .files import read_json
 from .metrics.interpretability import summarize
 from .probe import activations, mask_hits_for
 from .provenance import source_hash
@@ -51,7 +52,7 @@ def evaluate_run(run_dir: str | Path, test_set: PartDataset, eval_set: PartDatas
            "top": top, "phi": phi, "source": source_hash(*EVAL_SOURCES)}
     path = run_dir / f"eval-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]}.json"
     if cache and path.is_file():
-        return json.loads(path.read_text())["row"]
+        return read_json(path, keys=("row",), what="a cached evaluation")["row"]
     model, _, _ = load_run(run_dir, device)
     row = evaluate(model, test_set, eval_set, top, phi, device=device, progress=progress)
     if cache:

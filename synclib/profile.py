@@ -1,7 +1,8 @@
 """Profiles: `configs/<name>.yaml`, read once per study and checked where they are read.
 
 A profile says which data sets, architectures, methods, seeds and schedule a study runs
-(see DESIGN.md, "Profiles"). `load_profile` is the only place that parses one; everything
+(see DESIGN.md, "Profiles"). `load_profile` is the only place that parses one, and it checks
+the result against `synclib.schema.PROFILE` (unknown keys, types, ranges); everything
 downstream takes the resolved `synclib.study.Study`.
 """
 
@@ -14,10 +15,11 @@ from pathlib import Path
 import yaml
 
 from . import trace
+from .schema import PROFILE, check_profile
 
 __all__ = ["repo_root", "load_profile", "profile_path", "ProfileError"]
 
-REQUIRED = ("profile", "datasets", "archs", "methods", "train", "seeds")
+REQUIRED = PROFILE.required
 _VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 
 
@@ -64,10 +66,12 @@ def load_profile(name_or_path: str | Path) -> dict:
         prof = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise ProfileError(f"{path} is not valid YAML: {e}") from e
+    if prof is None:
+        raise ProfileError(f"{path} is empty; a profile names its sections {list(REQUIRED)} "
+                           "(copy configs/smoke.yaml to start)")
     if not isinstance(prof, dict):
-        raise ProfileError(f"{path} must be a mapping of sections (profile, datasets, archs, ...)")
+        raise ProfileError(f"{path} must be a mapping of sections (profile, datasets, archs, ...), "
+                           f"not {type(prof).__name__}")
     prof = _expand(prof)
-    for key in REQUIRED:
-        if key not in prof:
-            raise ProfileError(f"{path} lacks the key {key!r}")
+    check_profile(prof, path)  # known keys, types and ranges: synclib.schema
     return prof

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from .data.format import atomic_write_text
 from .executors import LocalExecutor
+from .files import read_json
 from .profile import repo_root
 from .provenance import commit
 from .store import RunStore
@@ -160,7 +161,7 @@ def reproduce(profile: str = "quick", only: list[str] | None = None, jobs: int =
     prov = {"profile": name, "commit": commit(), "train_seconds": round(train_s, 1), "artifacts": {}}
     failures = []
     done_path = executed / ".executed.json"
-    done = json.loads(done_path.read_text()) if done_path.is_file() else {}
+    done = read_json(done_path, what="the record of executed notebooks") if done_path.is_file() else {}
     pages = artifacts + list(REFERENCE_PAGES) + ["provenance"]
     print(f"[notebooks] {len(pages)} pages into book/executed/")
     bar = tqdm(pages, desc="notebooks", unit="nb")

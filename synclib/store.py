@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .data.format import atomic_write_text
+from .files import RECOMPUTE, RETRAIN, CorruptFile, read_json
 from .profile import repo_root
 
 __all__ = ["RunStore", "train_job", "read_job"]
@@ -33,6 +34,27 @@ class RunStore:
 
     def is_done(self, h: str) -> bool:
         return (self.path(h) / "DONE").is_file()
+
+    @contextmanager
+    def naming(self, run):
+        """Errors about a stored run's files name the run too (its label: data set, family,
+        method, seed), so a notebook that fails says which run to retrain."""
+        try:
+            yield
+        except CorruptFile as e:
+            e.args = (f"run {run.label}: {e}",)
+            raise
+
+    def history(self, h: str) -> dict | None:
+        """runs/<h>/history.json (None before the run is finished)."""
+        p = self.path(h) / "history.json"
+        return read_json(p, RETRAIN, keys=("epochs",), what="a run's history") if p.is_file() else None
+
+    def provenance(self, h: str) -> dict:
+        """runs/<h>/provenance.json ({} for a run trained before runs recorded it)."""
+        p = self.path(h) / "provenance.json"
+        return read_json(p, RECOMPUTE.replace("run the command", "retrain the run"), what="a run's provenance") \
+            if p.is_file() else {}
 
     @contextmanager
     def lock(self, h: str):
@@ -72,15 +94,8 @@ class RunStore:
 
 
 def read_job(path: str | Path) -> dict:
-    path = Path(path)
-    try:
-        job = json.loads(path.read_text())
-        for k in ("hash", "config", "data"):
-            job[k]  # noqa: B018 - a missing key is the error below
-    except (OSError, ValueError, KeyError) as e:
-        raise ValueError(f"{path} is not a training job ({type(e).__name__}: {e}); "
-                         "plan it again with `synclib reproduce`") from e
-    return job
+    return read_json(path, "plan it again with `synclib reproduce`", keys=("hash", "config", "data"),
+                     what="a training job")
 
 
 def train_job(path: str | Path, progress: bool = True, device: str | None = None) -> Path:

@@ -443,10 +443,15 @@ def _resolve_dataset(name: str, d: dict, prepare: bool, progress: bool, profile:
     root = root if root.is_absolute() else repo_root() / root
     manifest = None
     if d.get("kind") == "partworld" and prepare:
-        from .data.partworld import generate
+        from .data.partworld import WorldMismatch, _differences, generate
 
         try:
             manifest = generate(root, progress=progress, **d["generate"])
+        except WorldMismatch as e:  # the profile's world changed, or its folder holds another
+            diff = f" ({_differences(e.held, e.asked)})" if e.held else ""
+            raise ValueError(f"{profile}: datasets.{name}: {root} holds another PartWorld than the profile's "
+                             f"generate: settings{diff}. Delete {root} to render the profile's, or give "
+                             f"datasets.{name}.root another folder") from None
         except (TypeError, ValueError) as e:  # an unknown or malformed generator setting
             raise ValueError(f"{profile}: datasets.{name}.generate: {e}") from e
     elif (root / "manifest.json").is_file():

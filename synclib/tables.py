@@ -57,7 +57,8 @@ def run_rows(study: Study, artifact: str = "table1", train_missing: bool = True,
         test_set = study.datasets[run.dataset].split("test")
         if ev is not None and ev.present and spec.get("protocol") == "masks":
             eval_set = test_set if ev_name == run.dataset else ev.split("test")
-        row = evaluate_run(store.path(run.hash), test_set, eval_set, spec.get("top", 0.3), spec.get("phi", 0.2))
+        with store.naming(run):
+            row = evaluate_run(store.path(run.hash), test_set, eval_set, spec.get("top", 0.3), spec.get("phi", 0.2))
         out.append({"dataset": run.dataset, "eval_dataset": ev_name, "arch": run.family, "method": run.row,
                     "seed": run.seed, "hash": run.hash, **row})
     return pd.DataFrame(out)

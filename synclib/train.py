@@ -12,11 +12,13 @@ RUN_DIR/ config.json, checkpoint.pt (latest epoch), model.pt (final weights), hi
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import io
 import json
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +26,8 @@ import torch
 from tqdm import tqdm
 
 from .data import PartDataset, collate
-from .data.format import atomic_write_bytes, atomic_write_text, read_manifest
+from .data.format import atomic_write_bytes, atomic_write_text, read_manifest, remove_temp_files
+from .files import CorruptFile, load_torch, read_json
 from .methods import get_method
 from .models import build_model
 
@@ -47,6 +50,22 @@ class TrainConfig:
     init_from: str | None = None  # a run dir whose final weights start this run (not its fc)
     method_params: dict = field(default_factory=dict)
     flip: bool = True
+
+    def __post_init__(self):
+        """Refuse what cannot train before anything is written: numbers out of range, an
+        unknown method or network, a method parameter the method does not take."""
+        from .models import ARCHS
+        from .schema import SchemaError, check_train_values
+
+        try:
+            check_train_values(dataclasses.asdict(self))
+        except SchemaError as e:
+            raise ValueError(f"training option {e}") from None
+        if self.arch not in ARCHS:
+            raise ValueError(f"unknown arch {self.arch!r}; choose one of {sorted(ARCHS)}")
+        if not all(isinstance(f, (int, float)) and 0 < f < 1 for f in self.milestones):
+            raise ValueError(f"training option milestones: fractions of the run in (0, 1), got {list(self.milestones)}")
+        get_method(self.method, self.arch, **self.method_params)  # unknown method or parameter: ValueError
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -99,7 +118,7 @@ def _model_for(cfg: TrainConfig, num_classes: int):
         path = Path(cfg.init_from) / "model.pt"
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: the run to start from is not finished")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_torch(path, f"delete {path.parent} and train that run again", what="a model's weights")
         own = model.state_dict()
         fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
         model.load_state_dict(fits, strict=False)  # the classifier too, when the classes match
@@ -160,7 +179,10 @@ def fit(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | No
         manifest: dict | None = None) -> dict:
     """Train `cfg` on the part dataset at `data` (train split), write the run to `out`.
 
-    Resumes from `out/checkpoint.pt` when it exists with the same config. Returns the history:
+    A run folder holds one run: `config.json` and every `checkpoint.pt` record its training
+    config and its data's fingerprint, and a folder that holds another run's (or a checkpoint
+    that records none) is refused, saying what differs, before anything is written. Resumes
+    from `out/checkpoint.pt` when it is this run's. Returns the history:
     {"epochs": [{epoch, lr, loss terms..., train_acc, test_acc, seconds}], "test_acc": float}.
     on_epoch_end(epoch, record) is called after each epoch's checkpoint is written.
     `manifest`: the data set's manifest when the caller has read it (a job carries it).
@@ -172,18 +194,85 @@ def fit(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | No
     carries it.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     dev = pick_device(device)
     manifest = manifest if manifest is not None else read_manifest(data)
     train_set = PartDataset(data, "train", cache=True, manifest=manifest)
     test_set = PartDataset(data, "test", cache=True, manifest=manifest) if "test" in manifest["splits"] else None
     config = {"train": cfg.to_dict(), "data": str(data),
               "fingerprint": manifest.get("fingerprints", {}).get("train")}
-    cfg_path = out / "config.json"
-    if cfg_path.is_file() and json.loads(cfg_path.read_text())["train"] != config["train"]:
-        raise ValueError(f"{cfg_path} holds another run's config; choose a new --out directory")
-    atomic_write_text(cfg_path, json.dumps(config, indent=2))
+    _check_folder(out, config)  # read only: a folder of another run is refused before any write
+    out.mkdir(parents=True, exist_ok=True)
+    with _folder_lock(out):
+        state = _check_folder(out, config)  # again, now that no other process writes here
+        remove_temp_files(out)  # what a killed run left half-written
+        cfg_path = out / "config.json"
+        if not cfg_path.is_file():
+            atomic_write_text(cfg_path, json.dumps(config, indent=2))
+        return _fit(cfg, config, train_set, test_set, out, dev, state, progress, on_epoch_end)
 
+
+def _identity(config: dict) -> dict:
+    """What binds a run folder to its run: the training config and the training data's
+    fingerprint. The run it starts from and the ImageNet checkpoint count by name (the run's
+    hash, the file's name), not by where they lie, so a store mounted elsewhere resumes."""
+    train = dict(config.get("train", {}))
+    for k in ("init_from", "pretrained"):
+        if train.get(k):
+            train[k] = Path(train[k]).name
+    return {"train": train, "fingerprint": config.get("fingerprint")}
+
+
+def _differences(old: dict, new: dict) -> str:
+    a, b = _identity(old), _identity(new)
+    out = [f"{k}: {a['train'].get(k)!r} there, {b['train'].get(k)!r} now"
+           for k in sorted(set(a["train"]) | set(b["train"])) if a["train"].get(k) != b["train"].get(k)]
+    if a["fingerprint"] != b["fingerprint"]:
+        out.append(f"training data: fingerprint {str(a['fingerprint'])[:12]} ({old.get('data')}) there, "
+                   f"{str(b['fingerprint'])[:12]} ({new.get('data')}) now")
+    return "; ".join(out)
+
+
+def _check_folder(out: Path, config: dict) -> dict | None:
+    """The checkpoint to resume from (None: start afresh), after checking that everything in
+    `out` belongs to the run `config` describes. Raises ValueError saying what differs."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file, not a run folder; choose another --out")
+    afresh = f"give another --out, or delete {out} to start afresh"
+    cfg_path, ckpt = out / "config.json", out / "checkpoint.pt"
+    if cfg_path.is_file():
+        there = read_json(cfg_path, f"delete {out} to train the run afresh", keys=("train",),
+                          what="a run's config")
+        if _identity(there) != _identity(config):
+            raise ValueError(f"{cfg_path} holds another run's config ({_differences(there, config)}); {afresh}")
+    elif any((out / f).is_file() for f in ("model.pt", "history.json")):
+        raise ValueError(f"{out} holds a run's files but no config.json, so they cannot be told to be this run's; "
+                         f"{afresh}")
+    if not ckpt.is_file():
+        return None
+    fix = f"delete it to train the run from its first epoch (or delete {out} to start afresh)"
+    state = load_torch(ckpt, fix, keys=("model", "optimizer", "scheduler", "epoch", "history"))
+    if "config" not in state:
+        raise ValueError(f"{ckpt} records no config (written by an older synclib, or copied from elsewhere), "
+                         f"so it cannot be resumed as this run; {fix}")
+    if _identity(state["config"]) != _identity(config):
+        raise ValueError(f"{ckpt} is another run's checkpoint ({_differences(state['config'], config)}); {afresh}")
+    return state
+
+
+@contextmanager
+def _folder_lock(out: Path):
+    """Hold out/.lock: two processes never train one folder at once (the second resumes
+    from what the first finished, and so trains nothing more)."""
+    with open(out / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _fit(cfg: TrainConfig, config: dict, train_set, test_set, out: Path, dev, state: dict | None,
+         progress: bool, on_epoch_end) -> dict:
     torch.manual_seed(cfg.seed)
     tdata = TrainData(train_set, cfg.seed, cfg.batch_size, dev)
     method = get_method(cfg.method, cfg.arch, **cfg.method_params)
@@ -197,13 +286,16 @@ def fit(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | No
     history: dict = {"epochs": [], "method_params": method.params}
     start = 0
     ckpt = out / "checkpoint.pt"
-    if ckpt.is_file():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        history = json.loads(state["history"])
-        start = state["epoch"]
+    if state is not None:
+        try:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            history = json.loads(state["history"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as e:
+            raise CorruptFile(ckpt, f"does not fit this run's model and optimizer ({type(e).__name__}: {e})",
+                              "delete it to train the run from its first epoch") from None
+        start = int(state["epoch"])
 
     steps_per_epoch = -(-len(train_set) // cfg.batch_size)
     for epoch in range(start, cfg.epochs):
@@ -254,7 +346,7 @@ def fit(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | No
         history["epochs"].append(record)
         _save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                "scheduler": sched.state_dict(), "epoch": epoch + 1,
-               "history": json.dumps(history)}, ckpt)
+               "history": json.dumps(history), "config": config}, ckpt)
         if progress:
             tqdm.write(f"[{cfg.method}/{cfg.arch}] epoch {epoch + 1}/{cfg.epochs} "
                        f"loss {record['loss']:.3f} train {record['train_acc']:.3f} "
@@ -277,11 +369,19 @@ def load_run(run_dir: str | Path, device: str | None = None):
         if not (run_dir / f).is_file():
             raise FileNotFoundError(f"{run_dir / f} not found: is {run_dir} a finished run? "
                                     "(train it with `synclib train ... --out DIR`)")
-    config = json.loads((run_dir / "config.json").read_text())
-    cfg = TrainConfig.from_dict(config["train"])
-    state = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
+    retrain = f"delete {run_dir} and train the run again"
+    config = read_json(run_dir / "config.json", retrain, keys=("train",), what="a run's config")
+    try:
+        cfg = TrainConfig.from_dict(config["train"])
+    except (TypeError, ValueError) as e:
+        raise CorruptFile(run_dir / "config.json", f"holds no valid training config ({e})", retrain) from None
+    state = load_torch(run_dir / "model.pt", retrain, keys=("fc.weight",), what="a synclib model's weights")
     num_classes = state["fc.weight"].shape[0]
     model = get_method(cfg.method, cfg.arch, **cfg.method_params).prepare(
         build_model(cfg.arch, num_classes, cfg.width), None)
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise CorruptFile(run_dir / "model.pt", f"does not hold the weights of the network its config.json "
+                                                f"describes ({e})", retrain) from None
     return model.eval().to(pick_device(device)), cfg, num_classes

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from synclib.data import FormatError, PartDataset, collate
+from synclib.data.format import read_manifest
 from synclib.data.partworld import CLASS_VARIANTS, PARTS, PartWorld, generate
 
 
@@ -127,14 +128,19 @@ def test_difficulty_swaps_variants_and_occludes_parts():
         PartWorld(0, 48, {"blur": 1.0})
 
 
-def test_a_new_difficulty_regenerates_every_image(tmp_path):
-    from synclib.data.partworld import generate
+def test_a_new_difficulty_is_refused_then_forced_afresh(tmp_path):
+    from synclib.data.partworld import WorldMismatch, generate
 
-    m0 = generate(tmp_path, n_train=4, n_test=2, size=32, progress=False)
-    m1 = generate(tmp_path, n_train=4, n_test=2, size=32, progress=False, difficulty={"swap": 1.0})
+    out = tmp_path / "w"
+    m0 = generate(out, n_train=4, n_test=2, size=32, progress=False)
+    with pytest.raises(WorldMismatch, match=r"difficulty None there, \{'swap': 1.0.*asked.*--force"):
+        generate(out, n_train=4, n_test=2, size=32, progress=False, difficulty={"swap": 1.0})
+    assert read_manifest(out)["fingerprints"] == m0["fingerprints"]  # the refusal changed nothing
+    m1 = generate(out, n_train=4, n_test=2, size=32, progress=False, difficulty={"swap": 1.0}, force=True)
     assert m0["fingerprints"]["train"] != m1["fingerprints"]["train"]
     assert m1["source"]["params"]["difficulty"]["swap"] == 1.0
     assert "difficulty" not in m0["source"]["params"]  # an easy world keeps its old parameters
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w"]  # the new folder was renamed into place
 
 
 def test_overlapping_parts_round_trip_through_layers(tmp_path):

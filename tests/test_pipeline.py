@@ -326,5 +326,6 @@ def test_analyses_never_hand_a_module_a_tensor_on_another_device(home, monkeypat
 def test_a_bad_generator_setting_names_the_profile(home):
     prof = (home / "configs/smoke.yaml").read_text().replace("difficulty: {", "difficulty: {blur: 1, ")
     (home / "configs/bad.yaml").write_text(prof)
-    with pytest.raises(ValueError, match=r"bad.yaml: datasets.partworld.generate: unknown PartWorld difficulty \['blur'\]"):
+    with pytest.raises(ValueError, match=r"bad.yaml: datasets.partworld.generate.difficulty.blur: unknown key "
+                                         r"\(known here: \['clutter', 'occlusion', 'swap', 'texture_mix'\]\)"):
         Study.plan(home / "configs/bad.yaml")

@@ -20,7 +20,8 @@ class PartDataset(torch.utils.data.Dataset):
     An item is a dict: `image` (3, S, S) float32 in [0, 1]; `label` int; `masks` (K, S, S)
     bool or None (parts may overlap); `landmarks` (K, 3) float32 as normalized x, y, visible, or None; `index`.
     Images of another size are resized to the manifest's `image_size` (bilinear; masks nearest,
-    landmarks are normalized so they need no change).
+    landmarks are normalized so they need no change). A mask must have its image's size: one
+    of another size is an error, never stretched.
 
     cache: keep decoded images in memory after the first read (small sets, repeated epochs).
     manifest: the data set's manifest when the caller has read it already (a `Study` has).
@@ -97,6 +98,7 @@ class PartDataset(torch.utils.data.Dataset):
         r = self.rows[i]
         s = self.size
         img = self._open(r["image"], "RGB")
+        shape = img.size  # (width, height) as stored: its mask must have it too
         if img.size != (s, s):
             img = img.resize((s, s), Image.BILINEAR)
         image = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
@@ -106,6 +108,10 @@ class PartDataset(torch.utils.data.Dataset):
             if m.mode not in ("L", "P", "LA", "RGB", "RGBA"):
                 raise FormatError(f"{self.root / r['mask']}: a mask must be an 8-bit PNG of 1 to 4 index layers, "
                                   f"not mode {m.mode}")
+            if m.size != shape:
+                raise FormatError(
+                    f"{self.root / r['mask']}: the mask is {m.size[0]}x{m.size[1]} but its image {r['image']} is "
+                    f"{shape[0]}x{shape[1]}; a mask must have its image's size (convert the data set again)")
             layers = [b if b.size == (s, s) else b.resize((s, s), Image.NEAREST) for b in m.split()]
             idx = torch.from_numpy(np.stack([np.asarray(b, dtype=np.uint8) for b in layers], -1)).long()  # (S, S, L)
             ids = torch.arange(1, len(self.parts) + 1).view(-1, 1, 1, 1)

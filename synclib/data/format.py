@@ -31,7 +31,7 @@ import numpy as np
 from .. import trace
 
 __all__ = ["write_manifest", "read_manifest", "write_split_csv", "split_fingerprint",
-           "atomic_write_bytes", "atomic_write_text", "FormatError", "MANIFEST_KEYS", "MASK_FORMAT",
+           "atomic_write_bytes", "atomic_write_text", "remove_temp_files", "FormatError", "MANIFEST_KEYS", "MASK_FORMAT",
            "pack_layers", "unpack_layers"]
 
 MANIFEST_KEYS = ("name", "classes", "parts", "image_size", "splits", "has_masks", "has_landmarks")
@@ -77,18 +77,46 @@ class FormatError(ValueError):
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write data to path through a temp file and a rename: never a half-written file."""
+    """Write data to path through a temp file, fsynced, and a rename: never a half-written
+    file, even after a power loss (the folder is fsynced too, so the rename itself lasts).
+    A temp file a killed process leaves (`.NAME.*.tmp`) is removed by `remove_temp_files`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # a file system that cannot open folders: the rename is what it offers
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_temp_files(folder: str | Path) -> list[Path]:
+    """Delete the temp files of `atomic_write_bytes` that a killed process left in `folder`
+    (only when no other process writes there: a run holds its folder's lock). Returns them."""
+    gone = []
+    for tmp in Path(folder).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+        gone.append(tmp)
+    return gone
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -159,11 +187,10 @@ def read_manifest(root: str | Path) -> dict:
             f"{path} not found: {root} is not a part dataset. Make one with "
             "`python -m synclib.data.partworld --out DIR` or a converter in data_prep/."
         )
+    from ..files import CorruptFile, read_json
+
     try:
-        m = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise FormatError(f"{path} is not valid JSON ({e}); regenerate the data set") from e
-    missing = [k for k in MANIFEST_KEYS if k not in m]
-    if missing:
-        raise FormatError(f"{path} lacks the keys {missing}; regenerate the data set")
-    return m
+        return read_json(path, "regenerate the data set (convert it again, or generate PartWorld again)",
+                         keys=MANIFEST_KEYS, what="a part dataset's manifest")
+    except CorruptFile as e:
+        raise FormatError(str(e)) from None

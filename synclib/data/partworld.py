@@ -20,7 +20,7 @@ Every sample is a pure function of (seed, split, index): `PartWorld(seed).render
 remove=("head",))` renders the same image again with parts removed (a part intervention),
 so analyses can ask which filters a part's removal silences.
 
-    python -m synclib.data.partworld --out DIR --n-train N --n-test N --size S --seed S
+    python -m synclib.data.partworld --out DIR --n-train N --n-test N --size S --seed S [--swap P ...] [--force]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -37,9 +38,10 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ..files import read_json
 from .format import atomic_write_bytes, atomic_write_text, read_manifest, write_manifest, write_split_csv
 
-__all__ = ["PartWorld", "PARTS", "CLASSES", "CLASS_VARIANTS", "generate"]
+__all__ = ["PartWorld", "PARTS", "CLASSES", "CLASS_VARIANTS", "generate", "WorldMismatch"]
 
 PARTS = ["head", "torso", "front_legs", "back_legs", "tail"]
 CLASSES = ["ardent", "bristle", "corvid", "dapple", "ember", "fennic"]
@@ -245,31 +247,85 @@ def _png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+class WorldMismatch(ValueError):
+    """The folder holds PartWorld rendered with other parameters (or files of something else)."""
+
+    def __init__(self, out: Path, held: dict | None, asked: dict, message: str):
+        super().__init__(message)
+        self.out, self.held, self.asked = out, held, asked
+
+
+def _held(out: Path) -> tuple[dict | None, dict | None]:
+    """(parameters, manifest) of the PartWorld in `out`: its manifest's parameters, else those
+    recorded before rendering began (generating.json); None for a folder empty or absent, {}
+    for one that holds something else."""
+    if (out / "manifest.json").is_file():
+        m = read_manifest(out)
+        return m.get("source", {}).get("params", {}), m
+    stamp = out / "generating.json"
+    if stamp.is_file():
+        return read_json(stamp, f"delete {out} and generate again", what="PartWorld's parameters"), None
+    if out.is_dir() and any(out.iterdir()):
+        return {}, None  # something, but not a PartWorld synclib rendered
+    return None, None
+
+
+def _differences(held: dict, asked: dict) -> str:
+    keys = [k for k in sorted(set(held) | set(asked)) if held.get(k) != asked.get(k)]
+    return ", ".join(f"{k} {held.get(k)!r} there, {asked.get(k)!r} asked" for k in keys)
+
+
 def generate(out: str | Path, n_train: int = 800, n_test: int = 200, size: int = 112,
-             seed: int = 0, progress: bool = True, difficulty: dict | None = None) -> dict:
+             seed: int = 0, progress: bool = True, difficulty: dict | None = None,
+             force: bool = False) -> dict:
     """Write PartWorld as a part dataset under `out`; returns the manifest.
 
-    Resumable: images already on disk are kept (they are a function of seed, split and
-    index). A finished data set with the same parameters is returned as it is.
+    The parameters are recorded (`generating.json`) before the first image is rendered, so an
+    interrupted generation resumes (the images on disk are a function of seed, split and
+    index, and are kept) and a finished data set with the same parameters is returned as it
+    is. A folder that holds another seed, size, count or difficulty is refused (WorldMismatch,
+    naming both): give another `out`, or `force=True` to render afresh into `OUT.partial`,
+    renamed into place when it is whole.
     """
     out = Path(out)
     params = {"n_train": n_train, "n_test": n_test, "size": size, "seed": seed, "version": VERSION}
     world = PartWorld(seed, size, difficulty)
     if any(world.difficulty.values()):  # an easy world keeps the parameters (and fingerprints) it had
         params["difficulty"] = world.difficulty
-    if (out / "manifest.json").is_file():
-        m = read_manifest(out)
-        if m.get("source", {}).get("params") == params:
-            if m.get("mask_format") is None:  # written before masks could overlap: the same files
-                m = write_manifest(out, {k: v for k, v in m.items() if k != "fingerprints"})
-            return m
-    stamp = out / "generating.json"  # the parameters the images on disk were rendered with
-    old = json.loads(stamp.read_text()) if stamp.is_file() else None
-    if (out / "manifest.json").is_file() or (old is not None and old != params):
-        for d in ("images", "masks"):  # another world's images: none may be kept
-            shutil.rmtree(out / d, ignore_errors=True)
-        (out / "manifest.json").unlink(missing_ok=True)
-    atomic_write_text(stamp, json.dumps(params))
+    if force:
+        return _generate_afresh(out, params, world, progress)
+    held, m = _held(out)
+    if held is not None and held != params:
+        what = (f"PartWorld rendered with {held}" if held else
+                "files that are not a PartWorld synclib rendered (no manifest.json, no generating.json)")
+        diff = f" ({_differences(held, params)})" if held else ""
+        raise WorldMismatch(out, held, params, f"{out} holds {what}; asked for {params}{diff}. Give another "
+                            "--out, or --force to render afresh (into a new folder, renamed into place when whole)")
+    if m is not None:
+        if m.get("mask_format") is None:  # written before masks could overlap: the same files
+            m = write_manifest(out, {k: v for k, v in m.items() if k != "fingerprints"})
+        return m
+    atomic_write_text(out / "generating.json", json.dumps(params))  # before the first image
+    return _render(out, params, world, progress)
+
+
+def _generate_afresh(out: Path, params: dict, world: PartWorld, progress: bool) -> dict:
+    partial = out.with_name(out.name + ".partial")
+    if _held(partial)[0] not in (None, params):  # another world's half: not ours to resume
+        shutil.rmtree(partial)
+    if _held(partial)[0] is None:
+        atomic_write_text(partial / "generating.json", json.dumps(params))
+    _render(partial, params, world, progress)
+    old = out.with_name(f"{out.name}.old-{os.getpid()}")
+    if out.exists():
+        out.rename(old)
+    partial.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+    return read_manifest(out)
+
+
+def _render(out: Path, params: dict, world: PartWorld, progress: bool) -> dict:
+    n_train, n_test, size = params["n_train"], params["n_test"], params["size"]
     for split, n in (("train", n_train), ("test", n_test)):
         rows = []
         for i in tqdm(range(n), desc=f"PartWorld {split}", disable=not progress, unit="img"):
@@ -301,9 +357,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n-test", type=int, default=200)
     ap.add_argument("--size", type=int, default=112)
     ap.add_argument("--seed", type=int, default=0)
+    for k in DIFFICULTY:
+        ap.add_argument(f"--{k.replace('_', '-')}", type=type(DIFFICULTY[k]), default=DIFFICULTY[k],
+                        help=f"difficulty: {k} (default {DIFFICULTY[k]}: off)")
+    ap.add_argument("--force", action="store_true",
+                    help="render afresh into OUT.partial and rename it into place, whatever OUT holds")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    m = generate(args.out, args.n_train, args.n_test, args.size, args.seed)
+    try:
+        from ..schema import GENERATE, SchemaError, check
+
+        check({"n_train": args.n_train, "n_test": args.n_test, "size": args.size, "seed": args.seed,
+               "difficulty": {k: getattr(args, k) for k in DIFFICULTY}}, GENERATE)
+        m = generate(args.out, args.n_train, args.n_test, args.size, args.seed,
+                     difficulty={k: getattr(args, k) for k in DIFFICULTY}, force=args.force)
+    except (SchemaError, WorldMismatch) as e:
+        raise SystemExit(f"partworld: {e}") from None
     n = sum(m["splits"].values())
     print(f"wrote {n} images of {args.size}x{args.size} to {args.out} in {time.perf_counter() - t0:.1f} s")
 
