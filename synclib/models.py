@@ -188,7 +188,10 @@ def load_pretrained(model: _Backbone, path: str | Path) -> None:
             f"for {type(model).__name__} (e.g. vgg16-397923af.pth, resnet18-f37072fd.pth) on a "
             "machine with internet and give its local path"
         )
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    from .files import load_torch
+
+    state = load_torch(path, "download torchvision's ImageNet checkpoint again and give its local path",
+                       what="a torchvision checkpoint")
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     own = {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}

@@ -415,17 +415,19 @@ class Study:
     @classmethod
     def load(cls, path: str | Path) -> Study:
         """A study saved by `save`: no YAML parsed, no manifest read."""
+        from .files import read_json
+
         path = Path(path)
+        fix = "plan it again with `synclib reproduce --profile NAME`"
+        d = read_json(path, fix, keys=("profile", "path", "datasets", "runs", "requests"), what="a saved study")
         try:
-            d = json.loads(path.read_text())
             study = cls(d["profile"], d["path"],
                         {n: DataSet(n, v["root"], v["spec"], v["manifest"]) for n, v in d["datasets"].items()})
             study._runs = {r["hash"]: Run.from_dict(r) for r in d["runs"]}
             for (ds, fam, m, seed, params, bb), h in d["requests"]:
                 study._by_request[(ds, fam, m, seed, tuple(tuple(p) for p in params), bb)] = h
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"{path} is not a saved study ({type(e).__name__}: {e}); plan it again with "
-                             "`synclib reproduce --profile NAME`") from e
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{path} is not a saved study ({type(e).__name__}: {e}); {fix}") from e
         return study
 
     @classmethod

@@ -59,7 +59,7 @@ def test_a_saved_study_is_the_same_study(home, tmp_path):
     assert [r.to_dict() for r in again.runs_for(*again.artifacts)] == [r.to_dict() for r in study.runs_for(*study.artifacts)]
     assert again.find("partworld", "resnet18", "ours", 0) == study.find("partworld", "resnet18", "ours", 0)
     (tmp_path / "bad.json").write_text("{}")
-    with pytest.raises(ValueError, match=r"bad.json is not a saved study"):
+    with pytest.raises(ValueError, match=r"bad.json: lacks \[.profile.,.*it is not a saved study; plan it again"):
         Study.load(tmp_path / "bad.json")
 
 
