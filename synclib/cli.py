@@ -15,6 +15,18 @@ import yaml
 __all__ = ["main"]
 
 
+EXAMPLES = {
+    "synclib": "example:\n  synclib reproduce --profile quick --jobs 2   # the whole book (what `make book` runs)",
+    "train": "examples:\n"
+             "  synclib train --method ours --arch vgg16_bn --width 0.125 --data data/pw --epochs 15 --out runs/my-run\n"
+             "  synclib train runs/<hash>/job.json          # one run of a study, as an executor launches it",
+    "evaluate": "examples:\n"
+                "  synclib evaluate runs/my-run --data data/pw\n"
+                "  synclib evaluate --torchvision resnet18 --weights my_resnet18.pt --layer layer4 --data data/pw",
+    "reproduce": "example:\n  synclib reproduce --profile smoke --only table1 --no-book",
+}
+
+
 def _parse_params(items: list[str]) -> dict:
     """NAME=VALUE pairs; each value keeps its type as YAML reads it (2 is an int, 0.2 a float)."""
     out = {}
@@ -50,10 +62,20 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .data import PartDataset
-    from .evaluate import evaluate_run
+    from .evaluate import evaluate, evaluate_run, imagenet_normalize, torchvision_model
+    from .probe import LayerProbe
 
     ds = PartDataset(args.data, args.split)
-    row = evaluate_run(args.run, ds, ds, top=args.top, phi=args.phi, device=args.device, progress=True)
+    if args.torchvision:
+        if not args.layer:
+            raise SystemExit("synclib evaluate: --torchvision needs --layer (a node name, e.g. layer4)")
+        net = torchvision_model(args.torchvision, args.weights, len(ds.classes))
+        model = LayerProbe(net, args.layer, imagenet_normalize if args.normalize == "imagenet" else None)
+        row = evaluate(model, ds, ds, top=args.top, phi=args.phi, device=args.device, progress=True)
+    elif args.run:
+        row = evaluate_run(args.run, ds, ds, top=args.top, phi=args.phi, device=args.device, progress=True)
+    else:
+        raise SystemExit("synclib evaluate: give a run folder, or --torchvision NAME --weights FILE --layer NODE")
     if args.json:
         print(json.dumps(row))
         return 0
@@ -69,10 +91,12 @@ def cmd_reproduce(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="synclib", description=__doc__)
+    fmt = argparse.RawDescriptionHelpFormatter
+    ap = argparse.ArgumentParser(prog="synclib", description=__doc__, formatter_class=fmt, epilog=EXAMPLES["synclib"])
     sub = ap.add_subparsers(dest="cmd", required=True)
 
-    t = sub.add_parser("train", help="train one run: a job file of the run store, or a method on a part dataset")
+    t = sub.add_parser("train", help="train one run: a job file of the run store, or a method on a part dataset",
+                       formatter_class=fmt, epilog=EXAMPLES["train"])
     t.add_argument("job", nargs="?", help="runs/<hash>/job.json written by `synclib reproduce` (no other option needed)")
     t.add_argument("--method", default="ours")
     t.add_argument("--arch", default="vgg16")
@@ -88,8 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--device", default=None)
     t.set_defaults(fn=cmd_train)
 
-    e = sub.add_parser("evaluate", help="print a run's Table I and II row")
-    e.add_argument("run")
+    e = sub.add_parser("evaluate", help="print the Table I and II row of a run, or of any torchvision network",
+                       formatter_class=fmt, epilog=EXAMPLES["evaluate"])
+    e.add_argument("run", nargs="?", help="a run folder (synclib train --out, or runs/<hash>)")
+    e.add_argument("--torchvision", metavar="NAME", help="a torchvision network instead of a run, e.g. resnet18")
+    e.add_argument("--weights", help="its state dict (a local file; nothing is downloaded)")
+    e.add_argument("--layer", help="the node whose maps are measured, e.g. layer4 (torchvision's node names)")
+    e.add_argument("--normalize", choices=["imagenet", "none"], default="imagenet",
+                   help="the network's input normalization (default: ImageNet's mean and std)")
     e.add_argument("--data", required=True)
     e.add_argument("--split", default="test")
     e.add_argument("--top", type=float, default=0.3, help="fraction of activations above T_f")
@@ -98,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--json", action="store_true")
     e.set_defaults(fn=cmd_evaluate)
 
-    r = sub.add_parser("reproduce", help="train what the run store lacks, run the notebooks, build the book")
+    r = sub.add_parser("reproduce", help="train what the run store lacks, run the notebooks, build the book",
+                       formatter_class=fmt, epilog=EXAMPLES["reproduce"])
     r.add_argument("--profile", default="quick")
     r.add_argument("--only", action="append", help="an artifact, e.g. table1 (repeatable)")
     r.add_argument("--jobs", type=int, default=1)

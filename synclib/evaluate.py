@@ -19,7 +19,7 @@ from .metrics.interpretability import summarize
 from .probe import activations, mask_hits_for
 from .provenance import source_hash
 
-__all__ = ["evaluate", "evaluate_run", "EVAL_SOURCES"]
+__all__ = ["evaluate", "evaluate_run", "torchvision_model", "imagenet_normalize", "EVAL_SOURCES"]
 
 EVAL_SOURCES = ("probe.py", "evaluate.py", "metrics/hits.py", "metrics/interpretability.py", "data/dataset.py")
 
@@ -58,3 +58,44 @@ def evaluate_run(run_dir: str | Path, test_set: PartDataset, eval_set: PartDatas
     if cache:
         atomic_write_text(path, json.dumps({"key": key, "row": row}, indent=2))
     return row
+
+
+def imagenet_normalize(x):
+    """synclib's [0, 1] images -> the input torchvision's ImageNet models expect (mean/std of
+    ImageNet per channel). synclib's own models do this inside; another network needs it
+    written out, as its `preprocess`."""
+    import torch
+
+    mean = torch.tensor([0.485, 0.456, 0.406], device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225], device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def torchvision_model(name: str, weights: str | Path | None = None, num_classes: int | None = None):
+    """A torchvision network by name (`torchvision.models.get_model`), its weights from a
+    local state-dict file (nothing is downloaded). The number of classes is the file's (its
+    last 2-D weight), else `num_classes`, else torchvision's default."""
+    import torchvision
+
+    from .files import load_torch
+
+    state = None
+    if weights is not None:
+        state = load_torch(weights, "give the state_dict of the network named (torch.save(model.state_dict(), PATH))",
+                           what="a state dict")
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+        mats = [v for k, v in state.items() if k.endswith(".weight") and getattr(v, "ndim", 0) == 2]
+        num_classes = num_classes or (mats[-1].shape[0] if mats else None)
+    try:
+        model = torchvision.models.get_model(name, weights=None, **({"num_classes": num_classes} if num_classes else {}))
+    except ValueError as e:
+        known = ", ".join(torchvision.models.list_models(torchvision.models)[:12])
+        raise ValueError(f"torchvision has no model {name!r} ({e}); e.g. {known}, ...") from None
+    if state is not None:
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0]
+            raise ValueError(f"{weights}: not the weights of torchvision's {name} ({first})") from None
+    return model.eval()

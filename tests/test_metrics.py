@@ -188,3 +188,39 @@ def test_probe_any_network_at_any_node(tiny_world):
     assert all(0 <= met[k] <= 1 for k in ("interp", "stability", "diversity"))
     with pytest.raises(ValueError, match="has no node 'layer9'"):
         LayerProbe(net, "layer9")
+
+
+def test_cli_evaluates_a_torchvision_network_from_its_state_dict(tiny_world, tmp_path, capsys):
+    """`synclib evaluate --torchvision NAME --weights FILE --layer NODE` prints the same row as
+    the library's evaluate on that node, with ImageNet normalization written out."""
+    import json
+
+    import torchvision
+
+    from synclib.cli import main
+    from synclib.data import PartDataset
+    from synclib.evaluate import evaluate, imagenet_normalize
+    from synclib.probe import LayerProbe
+
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=6).eval()
+    torch.save(net.state_dict(), tmp_path / "r18.pt")
+    assert main(["evaluate", "--torchvision", "resnet18", "--weights", str(tmp_path / "r18.pt"), "--layer", "layer3",
+                 "--data", str(tiny_world), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    ds = PartDataset(tiny_world, "test")
+    want = evaluate(LayerProbe(net, "layer3", imagenet_normalize), ds, ds)
+    assert row == pytest.approx(want, abs=1e-9) and set(row) == {"accuracy", "interp", "stability", "purity", "diversity"}
+    (tmp_path / "bad.pt").write_bytes(b"")
+    assert main(["evaluate", "--torchvision", "resnet18", "--weights", str(tmp_path / "bad.pt"), "--layer", "layer4",
+                 "--data", str(tiny_world)]) == 2
+    assert "bad.pt: is empty" in capsys.readouterr().err
+
+
+def test_every_command_shows_an_example_in_its_help(capsys):
+    from synclib.cli import main
+
+    for cmd in ("train", "evaluate", "reproduce"):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        assert f"synclib {cmd} " in capsys.readouterr().out.split("example")[-1]
