@@ -77,7 +77,9 @@ def lac_loss_at(a: torch.Tensor, xbar: torch.Tensor, tau: float) -> torch.Tensor
     return -(p * logq).sum(-1).mean()
 
 
+#: How `sync_loss` combines its filters: summed as Eq. 6 prints it, or averaged.
 REDUCTIONS = ("sum", "mean")
+#: The units of `sync_loss`'s distances and ε: normalized image coordinates, or map cells.
 UNITS = ("normalized", "cells")
 
 

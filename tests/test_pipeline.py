@@ -25,6 +25,8 @@ def home(tmp_path, monkeypatch):
     """A project folder of its own: configs, notebooks and book copied, everything else new."""
     for d in ("configs", "notebooks", "book"):
         shutil.copytree(ROOT / d, tmp_path / d, ignore=shutil.ignore_patterns("_build", "executed"))
+    for f in ("CITATION.cff", "LICENSE"):  # the book's first page shows them
+        shutil.copy(ROOT / f, tmp_path / f)
     monkeypatch.setenv("SYNCLIB_HOME", str(tmp_path))
     return tmp_path
 
@@ -86,6 +88,14 @@ def test_smoke_reproduce_reads_once_builds_the_book_then_trains_nothing(home, tm
     html = home / "book/_build/html"
     for page in ("intro", "summary", *(f"executed/{a}" for a in (*ARTIFACTS, "provenance", "getting_data", "performance"))):
         assert (html / f"{page}.html").is_file(), page
+    api = (html / "api.html").read_text()
+    import importlib
+
+    for mod in ("synclib.losses", "synclib.metrics", "synclib.probe", "synclib.data", "synclib.methods"):
+        m = importlib.import_module(mod)
+        documented = {n for n in m.__all__ if re.search(rf'id="[\w.]*\.{n}"', api)}
+        assert documented == set(m.__all__), (mod, set(m.__all__) - documented)
+    assert "preferred-citation" in (html / "intro.html").read_text()  # CITATION.cff on the first page
     t1 = pd.read_csv(home / "results/smoke/table1.csv")
     assert list(t1.columns) == ["dataset", "arch", "method", "interp", "stability", "purity", "diversity"]
     assert len(t1) == 8 and t1["interp"].between(0, 1).all()  # 2 archs x 4 rows (ours under both readings)

@@ -180,6 +180,8 @@ def write_manifest(root: str | Path, manifest: dict) -> dict:
 
 
 def read_manifest(root: str | Path) -> dict:
+    """ROOT/manifest.json as a dict; a FormatError naming the file when it is missing, not
+    JSON, or lacks a key of `MANIFEST_KEYS` (with the command that makes or converts it)."""
     path = Path(root) / "manifest.json"
     trace.record("manifest", path)
     if not path.is_file():

@@ -37,10 +37,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Method", "register", "get_method", "METHODS"]
 
+#: The registered methods by name (`baseline`, `ours_nosync`, `ours`, ...).
 METHODS: dict[str, type[Method]] = {}
 
 
 def register(cls: type[Method]) -> type[Method]:
+    """Class decorator: make a `Method` subclass trainable by its `name` (`get_method(name, arch)`)."""
     METHODS[cls.name] = cls
     return cls
 

@@ -96,7 +96,7 @@ def _columns(size: int, w: int) -> dict:
 
 
 def region_overlaps(a: torch.Tensor, masks: torch.Tensor, thresholds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """|S_f^I ∩ mask_k^I| and |S_f^I| without upsampling a single map.
+    """The areas of S_f^I ∩ mask_k^I and of S_f^I without upsampling a single map.
 
     The upsampled map is separable: one matrix product gives every output row's values at
     the map's column centres, and along a row the value is linear between two centres, so

@@ -13,7 +13,7 @@ __all__ = ["taylor_scores", "taylor_pruning_curve", "pruning_auc"]
 
 
 def taylor_scores(head, a: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Per filter: mean over examples of |mean over positions of a_f · ∂L/∂a_f|, divided by the
+    """Per filter: mean over examples of abs(mean over positions of a_f · ∂L/∂a_f), divided by the
     L2 norm of these values over the layer.
 
     head: maps (B, N, H, W) to logits; a: (I, N, H, W); labels: (I,); mask: (N,) 0/1.
