@@ -3,4 +3,7 @@
 from . import baseline, ours  # noqa: F401  (registers baseline, ours_nosync, ours)
 from .base import METHODS, Method, get_method, register
 
+#: The registered methods by name (`baseline`, `ours_nosync`, `ours`, ...), filled by `register`.
+METHODS = METHODS  # documented here, where the API reference looks for it
+
 __all__ = ["METHODS", "Method", "get_method", "register"]
