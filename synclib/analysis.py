@@ -36,7 +36,7 @@ from .train import load_run, pick_device
 __all__ = ["LoadedRun", "load", "filter_examples", "mean_maps", "landmark_curves",
            "sensitivity_table", "sensitivity_maps", "pruning_curves", "landscapes",
            "module_tables", "module_row", "pruning_curve", "landscape", "landscape_table", "at_equal_interp",
-           "claims", "claims_all", "table_claims", "verdict_changes", "CLAIM_COLUMNS"]
+           "claims", "claims_all", "table_claims", "verdict_changes", "verdict_table", "CLAIM_COLUMNS"]
 
 ANALYSIS_SOURCES = ("analysis.py", "probe.py", "metrics", "data/dataset.py", "models.py")
 
@@ -494,3 +494,20 @@ def verdict_changes(cl: pd.DataFrame, reading: str, against: str = "printed") ->
 def claims_all(study: Study, readings: list[str] | None = None) -> pd.DataFrame:
     """`claims` under every reading of the profile (or `readings`), one frame."""
     return pd.concat([claims(study, r) for r in readings or study.readings], ignore_index=True)
+
+
+VERDICT_COLOURS = {"holds": "#d9f2d9", "contradicted": "#f8d7d7", "inconclusive": "#eeeeee"}
+READING_LABELS = {"printed": "Eq. 6 as printed", "mean": "mean over filters", "cells": "L_sync in map cells"}
+
+
+def verdict_table(cl: pd.DataFrame):
+    """Results at a glance: one row per claim, its verdict under each reading, coloured
+    (holds green, contradicted red, inconclusive grey); no index column. A pandas Styler."""
+    wide = cl.pivot_table(index="claim", columns="reading", values="verdict", aggfunc="first", sort=False)
+    wide = wide.reindex(columns=[r for r in READING_LABELS if r in wide.columns]).fillna("not judged")
+    wide.columns = [f"verdict ({READING_LABELS[r]})" for r in wide.columns]
+    shown = wide.reset_index()
+    return (shown.style.hide(axis="index")
+            .map(lambda v: f"background-color: {VERDICT_COLOURS.get(v, '#ffffff')}", subset=list(wide.columns))
+            .set_properties(**{"text-align": "left"})
+            .set_table_styles([{"selector": "", "props": "font-size: 0.9em;"}]))

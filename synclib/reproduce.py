@@ -36,7 +36,8 @@ from .study import ARTIFACTS, Study
 __all__ = ["reproduce", "build_book", "execute_notebook", "REFERENCE_PAGES", "book_dir"]
 
 # pages of the book's Reference part that are notebooks too (they need no run)
-REFERENCE_PAGES = {"getting_data": "Getting the data", "performance": "Performance"}
+REFERENCE_PAGES = {"getting_data": "Getting the data", "own_network": "Measure your own network",
+                   "performance": "Performance"}
 
 
 def book_dir() -> Path:

@@ -20,15 +20,69 @@ from .store import RunStore
 from .study import Study
 
 __all__ = ["table1", "table2", "table3", "table4", "run_rows", "with_paper", "aggregate", "gain",
-           "write_csv", "METRICS", "STD_DDOF"]
+           "write_csv", "side_by_side", "METRICS", "STD_DDOF", "HIGHER_IS_BETTER"]
 
 METRICS = ["interp", "stability", "purity", "diversity"]
 STD_DDOF = 1  # the spread over seeds is the sample standard deviation, in every table and claim
 
 
+# the direction of each column, as the paper's tables mark it (↑ higher is better, ↓ lower)
+HIGHER_IS_BETTER = {"interp": True, "stability": False, "purity": False, "diversity": True, "accuracy": True,
+                    "consistency": False, "nmi": True, "ari": True, "avi": True}
+COLUMN_LABELS = {"interp": "Interp", "stability": "Stability", "purity": "Purity", "diversity": "Diversity",
+                 "accuracy": "Accuracy", "consistency": "Consistency", "nmi": "NMI", "ari": "ARI", "avi": "AVI"}
+ARCH_LABELS = {"vgg16": "VGG16", "resnet18": "ResNet18"}
+
+
 def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
+    """`df` as CSV at `path`, atomically; returns the path (a notebook shows it relative to the project)."""
     atomic_write_text(path, df.to_csv(index=False, float_format="%.6g"))
     return Path(path)
+
+
+def side_by_side(df: pd.DataFrame, metrics: list[str], percent: bool = False, std: bool = False,
+                 digits: int = 4):
+    """A table as the paper lays it out, for the book: per metric, ours then the paper's
+    (columns `paper_<metric>` of `with_paper`) under one header with its direction (↑, ↓);
+    in each column the best value of each data set × arch in bold, as the paper marks its
+    best; `std`: ours as mean ± sample std over seeds; no index column. A pandas Styler."""
+    from .paper_values import DATASET_LABELS, METHOD_LABELS
+
+    def fmt(v, sd=None):
+        if v is None or v != v:
+            return "–"
+        text = f"{100 * v:.2f}" if percent else f"{v:.{digits}f}"
+        if sd is not None and sd == sd:
+            text += f" ± {100 * sd:.2f}" if percent else f" ± {sd:.{digits}f}"
+        return text
+
+    cols: dict[tuple, list] = {("", "data set, arch"): [f"{DATASET_LABELS.get(d, d)}, {ARCH_LABELS.get(a, a)}"
+                                                        for d, a in zip(df["dataset"], df["arch"])],
+                               ("", "method"): [METHOD_LABELS.get(m, m) for m in df["method"]]}
+    best: dict[tuple, list[bool]] = {}
+    groups = [df["dataset"].to_numpy(), df["arch"].to_numpy()]
+    for m in metrics:
+        head = f"{COLUMN_LABELS.get(m, m)} {'↑' if HIGHER_IS_BETTER.get(m, True) else '↓'}" + (" (%)" if percent else "")
+        for who, col in (("ours", m), ("paper", f"paper_{m}")):
+            if col not in df.columns:
+                continue
+            vals = pd.to_numeric(df[col], errors="coerce")
+            sds = df[f"{m}_std"] if std and who == "ours" and f"{m}_std" in df.columns else [None] * len(df)
+            cols[(head, who)] = [fmt(v, sd) for v, sd in zip(vals, sds)]
+            pick = vals.groupby(groups).transform("max" if HIGHER_IS_BETTER.get(m, True) else "min")
+            best[(head, who)] = list((vals == pick) & vals.notna())
+    if "n_seeds" in df.columns:
+        cols[("", "seeds")] = [str(int(n)) for n in df["n_seeds"]]
+    out = pd.DataFrame(cols)
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    mask = pd.DataFrame({c: best.get(c, [False] * len(out)) for c in out.columns})
+    mask.columns = out.columns
+    return (out.style.hide(axis="index")
+            .apply(lambda _: mask.replace({True: "font-weight: bold", False: ""}), axis=None)
+            .set_table_styles([{"selector": "", "props": "font-size: 0.8em; border-collapse: collapse;"},
+                               {"selector": "th.col_heading", "props": "text-align: center; padding: 2px 4px;"},
+                               {"selector": "td", "props": "padding: 2px 4px; white-space: nowrap;"},
+                               {"selector": "td.col0, td.col1", "props": "white-space: normal; min-width: 6em;"}]))
 
 
 def run_rows(study: Study, artifact: str = "table1", train_missing: bool = True,

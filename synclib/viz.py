@@ -1,21 +1,45 @@
-"""Shared plotting helpers: overlays of activation maps on images, saving figures atomically."""
+"""Shared plotting helpers: one theme for the book (seaborn's, at a size where a figure's text
+is at least the body's), overlays of activation maps on images, saving figures atomically as
+PNG and as vector PDF (for a reader's own paper).
+
+Sizes: the book's text column is about 730 px wide and its body text 16 px. A figure at most
+`FULL_WIDTH` inches wide, drawn at `DPI`, shows at about its natural size, so 12 pt text is
+12 / 72 · DPI ≈ 17 px, never smaller than the body.
+"""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
-import matplotlib.pyplot as plt  # headless, matplotlib falls back to Agg; in a notebook, inline
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .data.format import atomic_write_bytes
 
-__all__ = ["overlay", "upsample", "save_figure", "METHOD_COLOURS"]
+__all__ = ["overlay", "upsample", "save_figure", "theme", "METHOD_COLOURS", "FULL_WIDTH", "DPI", "method_palette"]
+
+FULL_WIDTH = 7.2  # inches: the book's text column at DPI
+DPI = 100
 
 METHOD_COLOURS = {"baseline": "#7f7f7f", "ours_nosync": "#1f77b4", "ours": "#d62728", "ours_mean": "#ff7f0e",
                   "ours_cells": "#9467bd"}
+
+
+def theme() -> None:
+    """The book's one look: seaborn's whitegrid theme, 12 pt text, the figure DPI above."""
+    import seaborn as sns
+
+    sns.set_theme(context="notebook", style="whitegrid", font_scale=1.0,
+                  rc={"font.size": 12, "axes.titlesize": 12, "axes.labelsize": 12, "xtick.labelsize": 11,
+                      "ytick.labelsize": 11, "legend.fontsize": 11, "legend.title_fontsize": 11,
+                      "figure.dpi": DPI, "savefig.dpi": DPI, "pdf.fonttype": 42})
+
+
+def method_palette(methods) -> dict:
+    """A colour per table row (method or reading), the same on every page."""
+    return {m: METHOD_COLOURS.get(m, "#333333") for m in methods}
 
 
 def upsample(a: torch.Tensor, size: int) -> np.ndarray:
@@ -34,15 +58,15 @@ def overlay(ax, image: torch.Tensor, heat: torch.Tensor, title: str | None = Non
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title)
 
 
-def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
-    """Save a figure as PNG atomically (the book shows it inline as well)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    atomic_write_bytes(path, buf.getvalue())
-    return Path(path)
-
-
-plt.rcParams.update({"figure.dpi": 90, "font.size": 9})
+def save_figure(fig, path: str | Path, dpi: int = 2 * DPI) -> Path:
+    """Save a figure atomically as PNG at `path` and as vector PDF beside it (`fig7.png`,
+    `fig7.pdf`); the book shows it inline as well. Returns the PNG's path."""
+    path = Path(path)
+    for fmt, kw in (("png", {"dpi": dpi}), ("pdf", {})):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, bbox_inches="tight", **kw)
+        atomic_write_bytes(path.with_suffix(f".{fmt}"), buf.getvalue())
+    return path

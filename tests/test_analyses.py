@@ -125,3 +125,27 @@ def test_roughness_is_zero_on_a_plane_and_scale_free():
     bowl = 1 + (i - 2) ** 2 + (j - 2) ** 2  # Laplacian 4 everywhere inside
     assert roughness(bowl) == pytest.approx(4 / float(bowl.mean()))
     assert roughness(10 * bowl) == pytest.approx(roughness(bowl))
+
+
+def test_tables_lay_ours_beside_the_paper_and_bold_each_columns_best():
+    """Per metric, ours then the paper's under one header with its direction; the best of each
+    column per data set × arch in bold (the highest Interp, the lowest Stability); no index."""
+    import pandas as pd
+
+    from synclib.tables import side_by_side
+
+    df = pd.DataFrame({"dataset": ["partworld"] * 3 + ["other"], "arch": ["vgg16"] * 4,
+                       "method": ["baseline", "ours", "ours_mean", "ours"],
+                       "interp": [0.4, 0.6, 0.5, 0.1], "paper_interp": [0.46, 0.64, 0.64, None],
+                       "stability": [0.5, 0.4, 0.45, 0.9], "paper_stability": [0.55, 0.43, 0.43, None],
+                       "n_seeds": [3, 3, 3, 2]})
+    st = side_by_side(df, ["interp", "stability"])
+    assert list(st.data.columns) == [("", "data set, arch"), ("", "method"), ("Interp ↑", "ours"),
+                                     ("Interp ↑", "paper"), ("Stability ↓", "ours"), ("Stability ↓", "paper"),
+                                     ("", "seeds")]
+    assert st.data.iloc[1, 2] == "0.6000" and st.data.iloc[3, 3] == "–" and st.data.iloc[0, 0] == "partworld, VGG16"
+    ctx = st._compute().ctx
+    bold = sorted((r, c) for (r, c), props in ctx.items() if ("font-weight", "bold") in props)
+    # Interp: ours row 1 (0.6) and the lone row 3; paper: rows 1 and 2 (a tie); Stability: ours row 1 and row 3
+    assert bold == [(1, 2), (1, 3), (1, 4), (1, 5), (2, 3), (2, 5), (3, 2), (3, 4)]
+    assert "<th" not in st.to_html().split("<tbody>")[1].split("</tr>")[0]  # no index column
