@@ -102,7 +102,7 @@ def mapping_of(values: Spec, what: str = "a mapping of names") -> Spec:
 
 
 def list_of(items: Spec, nonempty: bool = True) -> Spec:
-    return Spec(f"a list of {items.what}" if not items.choices else "a list", items=items, nonempty=nonempty)
+    return Spec(f"a list, each item {items.what}" if not items.choices else "a list", items=items, nonempty=nonempty)
 
 
 # ------------------------------------------------------------------ the registries it names

@@ -264,7 +264,7 @@ def test_a_mask_of_another_size_than_its_image_is_an_error(tmp_path):
     ("\ntrain: {epochs: 1", "\ntrain: {epohcs: 1", r"train.epohcs: unknown key; did you mean 'epochs'\?"),
     ("\ntrain: {epochs: 1", "\ntrain: {epochs: one", r"train.epochs: must be an integer >= 1, got 'one'"),
     ("\ntrain: {epochs: 1", "\ntrain: {epochs: -2", r"train.epochs: must be an integer >= 1, got -2"),
-    ("seeds: [0]", "seeds: 0", r"seeds: must be a list of an integer >= 0 \(at least one\), got 0"),
+    ("seeds: [0]", "seeds: 0", r"seeds: must be a list, each item an integer >= 0 \(at least one\), got 0"),
     ("width: 0.125, batch_size: 16}\n  resnet18", "width: 0, batch_size: 16}\n  resnet18",
      r"archs.vgg16.width: must be a number > 0 and <= 8, got 0"),
     ("weight_decay: 5.0e-4", "weight_decay: 5e-4", r"train.weight_decay: .*'5e-4' \(text: YAML reads"),
