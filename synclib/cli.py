@@ -19,11 +19,13 @@ EXAMPLES = {
     "synclib": "example:\n  synclib reproduce --profile quick --jobs 2   # the whole book (what `make book` runs)",
     "train": "examples:\n"
              "  synclib train --method ours --arch vgg16_bn --width 0.125 --data data/pw --epochs 15 --out runs/my-run\n"
-             "  synclib train runs/<hash>/job.json          # one run of a study, as an executor launches it",
+             "  synclib train runs/<hash>/job.json          # one run of a study, as an executor launches it\n"
+             "  synclib train runs/<hash>/job.json --nproc 4   # the same run on 4 GPUs (DistributedDataParallel)",
     "evaluate": "examples:\n"
                 "  synclib evaluate runs/my-run --data data/pw\n"
                 "  synclib evaluate --torchvision resnet18 --weights my_resnet18.pt --layer layer4 --data data/pw",
-    "reproduce": "example:\n  synclib reproduce --profile smoke --only table1 --no-book",
+    "reproduce": "examples:\n  synclib reproduce --profile smoke --only table1 --no-book\n"
+                 "  synclib reproduce --profile paper --executor slurm --partition gpu --gpus-per-run 1 --time 600",
 }
 
 
@@ -38,11 +40,35 @@ def _parse_params(items: list[str]) -> dict:
     return out
 
 
-def cmd_train(args) -> int:
-    if args.job:
-        from .store import train_job
+def _under_torchrun(args, argv: list[str]) -> int | None:
+    """With --nproc N > 1 outside torchrun: launch N copies of this command under torchrun
+    (one process per rank; DistributedDataParallel) and return its exit code."""
+    if args.nproc <= 1 or "RANK" in os.environ:
+        return None
+    rest, skip = [], False
+    for a in argv:  # this command without --nproc
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            rest.append(a)
+    import subprocess
 
-        out = train_job(args.job, device=args.device)
+    return subprocess.call([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                            f"--nproc_per_node={args.nproc}", "-m", "synclib.cli", *rest])
+
+
+def cmd_train(args) -> int:
+    if args.nproc < 1:
+        raise SystemExit(f"synclib train: --nproc must be at least 1, not {args.nproc}")
+    if args.job:
+        from .store import fit_job, train_job
+
+        if "RANK" in os.environ:  # one rank of a run that train_job launched under torchrun
+            fit_job(args.job, progress=os.environ["RANK"] == "0", device=args.device)
+            return 0
+        out = train_job(args.job, device=args.device, nproc=args.nproc)
         print(f"run written to {out}")
         return 0
     if not (args.data and args.out):
@@ -55,8 +81,11 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(method=args.method, arch=args.arch, width=args.width, epochs=args.epochs,
                       batch_size=bs, lr=args.lr, seed=args.seed, pretrained=args.pretrained,
                       method_params=_parse_params(args.param))
-    h = fit(cfg, args.data, args.out, device=args.device)
-    print(f"test accuracy {h.get('test_acc')}; run written to {args.out}")
+    if (rc := _under_torchrun(args, args.argv)) is not None:
+        return rc
+    h = fit(cfg, args.data, args.out, device=args.device, progress=os.environ.get("RANK", "0") == "0")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"test accuracy {h.get('test_acc')}; run written to {args.out}")
     return 0
 
 
@@ -87,7 +116,10 @@ def cmd_evaluate(args) -> int:
 def cmd_reproduce(args) -> int:
     from .reproduce import reproduce
 
-    return reproduce(args.profile, only=args.only, jobs=args.jobs, book=not args.no_book)
+    slurm = {"partition": args.partition, "gpus_per_node": args.gpus_per_run, "time": args.time,
+             "cpus_per_task": args.threads}
+    return reproduce(args.profile, only=args.only, jobs=args.jobs, book=not args.no_book,
+                     executor=args.executor, slurm=slurm)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--pretrained", default=None, help="local torchvision ImageNet checkpoint")
     t.add_argument("--param", action="append", help="method hyperparameter, e.g. lambda1=0.2")
     t.add_argument("--device", default=None)
+    t.add_argument("--nproc", type=int, default=1,
+                   help="train the run on N processes (DistributedDataParallel through torchrun: one per GPU, "
+                        "or gloo on the CPU); the global batch stays --batch-size")
     t.set_defaults(fn=cmd_train)
 
     e = sub.add_parser("evaluate", help="print the Table I and II row of a run, or of any torchvision network",
@@ -134,9 +169,16 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--only", action="append", help="an artifact, e.g. table1 (repeatable)")
     r.add_argument("--jobs", type=int, default=1)
     r.add_argument("--no-book", action="store_true")
+    r.add_argument("--executor", choices=["local", "slurm"], default="local",
+                   help="where runs train: here (--jobs processes), or one SLURM job each (submitit)")
+    r.add_argument("--partition", help="slurm: the partition (else the profile's slurm: section, else the default)")
+    r.add_argument("--gpus-per-run", type=int, help="slurm: GPUs per job")
+    r.add_argument("--time", type=int, help="slurm: time limit per job, in minutes")
+    r.add_argument("--threads", type=int, help="slurm: CPU threads per job (default: cores // --jobs, as locally)")
     r.set_defaults(fn=cmd_reproduce)
 
     args = ap.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     from .files import CorruptFile
 
     try:

@@ -1,9 +1,11 @@
 """Executors: launch the jobs of the runs a store lacks. They only launch; each job trains
-itself under its run's lock (`synclib.store.train_job`), so any executor can race another.
+itself under its run's lock (`synclib.store.train_job`), so any executor can race another,
+and the run store stays the one source of truth.
 
 `LocalExecutor(jobs=N)` runs N `synclib train JOB.json` processes at once on this machine,
 each with cpu_count // N threads (results depend on the thread count: keep it fixed to
-compare numbers). Runs that fine-tune another wait for it: the plan goes in waves.
+compare numbers). `SlurmExecutor(...)` makes each run one SLURM job through submitit. Runs
+that fine-tune another wait for it: both go in waves.
 """
 
 from __future__ import annotations
@@ -13,12 +15,31 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from tqdm import tqdm
 
 from .store import RunStore
 
-__all__ = ["LocalExecutor"]
+__all__ = ["LocalExecutor", "SlurmExecutor", "Waves"]
+
+
+class Waves:
+    """The runs in waves: each wave holds every run whose parent is finished (or that has
+    none); iterate, training each wave before the next is asked for. When the remaining runs'
+    parents failed, the iteration stops and `blocked` lists them."""
+
+    def __init__(self, runs: list, store: RunStore):
+        self.pending, self.store, self.blocked = list(runs), store, []
+
+    def __iter__(self):
+        while self.pending:
+            wave = [r for r in self.pending if not r.parent or self.store.is_done(r.parent)]
+            if not wave:
+                self.blocked = self.pending
+                return
+            yield wave
+            self.pending = [r for r in self.pending if r not in wave]
 
 
 class LocalExecutor:
@@ -52,16 +73,125 @@ class LocalExecutor:
             bar.set_postfix_str(run.label)
             bar.update(1)
 
-        pending = list(todo)
+        plan = Waves(todo, store)
         with ThreadPoolExecutor(max_workers=self.jobs) as ex:
-            while pending:  # a wave: every run whose parent is finished (or has none)
-                wave = [r for r in pending if not r.parent or store.is_done(r.parent)]
-                if not wave:  # the parents failed: their children cannot start
-                    for r in pending:
-                        tqdm.write(f"{r.label} [{r.hash}] not started: the run it fine-tunes failed")
-                        failed.append(r.label)
-                    break
+            for wave in plan:
                 list(ex.map(one, wave))
-                pending = [r for r in pending if r not in wave]
+        for r in plan.blocked:
+            tqdm.write(f"{r.label} [{r.hash}] not started: the run it fine-tunes failed")
+            failed.append(r.label)
         bar.close()
         return failed
+
+
+def _train_on_node(job_path: str, threads: int, nproc: int = 1) -> str:
+    """What a SLURM job runs: the run's job file, pinned to `threads` CPU threads (as the local
+    executor pins its processes), under the run's lock; on `nproc` GPUs (DistributedDataParallel)
+    when the job has more than one. Returns the run's hash."""
+    os.environ["SYNCLIB_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(threads)
+    from .store import read_job, train_job
+
+    train_job(job_path, progress=False, nproc=nproc)
+    return read_job(job_path)["hash"]
+
+
+class SlurmExecutor:
+    """Every run the store lacks becomes one SLURM job, submitted through submitit.
+
+    The jobs of a wave go out as one job array; the executor waits for them (polling), then
+    submits the next wave (the runs that fine-tune them). A job trains its run with
+    `train_job` under the run's lock in the shared run store, so a run is trained once however
+    many `reproduce` calls race, a failed job is reported with its log, and a job submitted
+    again resumes from the run's last checkpoint. Logs: `runs/_slurm/<job id>_<task>_log.{out,err}`.
+
+    params: any submitit SLURM parameter (partition, time in minutes, gpus_per_node, mem,
+    account, qos, constraint, setup, ...; `submitit.SlurmExecutor` checks the names), from the
+    profile's `slurm:` section and the command line. `threads`: the CPU threads of each run
+    (`cpus_per_task`), the same number the local executor would give, to compare numbers.
+    """
+
+    def __init__(self, folder: str | Path | None = None, threads: int = 1, poll_s: float = 2.0, **params):
+        import logging
+
+        import submitit
+
+        # without SLURM accounting (a small cluster) every poll's sacct fails; the result files
+        # and squeue decide instead, so submitit's warning about it says nothing new
+        logging.getLogger("submitit").setLevel(logging.ERROR)
+        self.folder = Path(folder) if folder else RunStore().root / "_slurm"
+        self.threads = int(threads)
+        self.poll_s = poll_s
+        self.executor = submitit.SlurmExecutor(folder=self.folder / "%j")
+        params = {k: v for k, v in params.items() if v is not None}
+        params.setdefault("cpus_per_task", self.threads)
+        self.nproc = int(params.get("gpus_per_node") or 1)  # a run on several GPUs: one process each
+        params.setdefault("job_name", "synclib")
+        try:
+            self.executor.update_parameters(**params)
+        except ValueError as e:  # an unknown parameter: submitit lists the valid ones
+            raise ValueError(f"slurm: {e}") from None
+
+    def run(self, study, runs: list, store: RunStore) -> list[str]:
+        """Submit the runs the store lacks, wave by wave, and wait for them. Returns the labels
+        of those that failed (each reported with its job id and log path)."""
+        todo = [r for r in runs if not store.is_done(r.hash)]
+        print(f"{len(runs) - len(todo)} of {len(runs)} runs are in the store; {len(todo)} to train on SLURM "
+              f"(logs in {self.folder})")
+        failed: list[str] = []
+        if not todo:
+            return failed
+        paths = {r.hash: str(store.write_job(r, study.datasets[r.dataset].manifest)) for r in todo}
+        bar = tqdm(total=len(todo), desc="SLURM runs", unit="run")
+        plan = Waves(todo, store)
+        for wave in plan:
+            jobs = self.executor.map_array(_train_on_node, [paths[r.hash] for r in wave], [self.threads] * len(wave),
+                                           [self.nproc] * len(wave))
+            tqdm.write(f"submitted {len(jobs)} jobs ({', '.join(j.job_id for j in jobs[:4])}"
+                       f"{', ...' if len(jobs) > 4 else ''})")
+            for run, job in self._wait(list(zip(wave, jobs))):
+                bar.set_postfix_str(run.label)
+                bar.update(1)
+                if not store.is_done(run.hash):
+                    tqdm.write(f"{run.label} [{run.hash}] FAILED in SLURM job {job.job_id} (see {job.paths.stderr})")
+                    failed.append(run.label)
+        for r in plan.blocked:
+            tqdm.write(f"{r.label} [{r.hash}] not submitted: the run it fine-tunes failed")
+            failed.append(r.label)
+        bar.close()
+        return failed
+
+    def _wait(self, pending: list):
+        """Yield (run, job) as each job ends: its result file is written, or it has left the
+        queue (a job killed by SLURM writes no result) for longer than a grace period."""
+        gone_since: dict[str, float] = {}
+        while pending:
+            queued = _squeue([job.job_id for _, job in pending])
+            still = []
+            for run, job in pending:
+                if job.done():
+                    yield run, job
+                elif queued is not None and job.job_id not in queued:
+                    gone_since.setdefault(job.job_id, time.time())
+                    if time.time() - gone_since[job.job_id] > 30:
+                        yield run, job
+                    else:
+                        still.append((run, job))
+                else:
+                    still.append((run, job))
+            pending = still
+            if pending:
+                time.sleep(self.poll_s)
+
+
+def _squeue(job_ids: list[str]) -> set[str] | None:
+    """The ids among `job_ids` that SLURM still lists (`-r`: one line per array task, so a
+    pending `<id>_[4-7]` is listed as its tasks); None when squeue cannot be asked."""
+    try:
+        out = subprocess.run(["squeue", "-h", "-r", "-o", "%i", "-j", ",".join(sorted({j.split("_")[0] for j in job_ids}))],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return set() if "Invalid job id" in out.stderr else None
+    listed = set(out.stdout.split())
+    return {j for j in job_ids if j in listed or j.split("_")[0] in listed}

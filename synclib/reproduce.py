@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -37,7 +38,7 @@ __all__ = ["reproduce", "build_book", "execute_notebook", "REFERENCE_PAGES", "bo
 
 # pages of the book's Reference part that are notebooks too (they need no run)
 REFERENCE_PAGES = {"getting_data": "Getting the data", "own_network": "Measure your own network",
-                   "performance": "Performance"}
+                   "performance": "Performance", "cluster": "Running on a cluster"}
 
 
 def book_dir() -> Path:
@@ -125,9 +126,27 @@ def build_book(book: Path | None = None) -> bool:
     return r.returncode == 0
 
 
+def _executor(executor, study: Study, jobs: int, slurm: dict | None):
+    if executor is None or executor == "local":
+        return LocalExecutor(jobs)
+    if executor == "slurm":
+        from .executors import SlurmExecutor
+
+        params = {**study.profile.get("slurm", {}), **{k: v for k, v in (slurm or {}).items() if v is not None}}
+        threads = params.pop("cpus_per_task", None) or max(1, (os.cpu_count() or 2) // jobs)
+        return SlurmExecutor(threads=threads, **params)
+    if isinstance(executor, str):
+        raise ValueError(f"unknown executor {executor!r}; choose local or slurm")
+    return executor
+
+
 def reproduce(profile: str = "quick", only: list[str] | None = None, jobs: int = 1,
-              book: bool = True, executor=None) -> int:
-    """Regenerate the artifacts of a profile into book/executed/. Returns the exit code."""
+              book: bool = True, executor=None, slurm: dict | None = None) -> int:
+    """Regenerate the artifacts of a profile into book/executed/. Returns the exit code.
+
+    executor: None or "local" (`jobs` processes here), "slurm" (each run a SLURM job through
+    submitit, with the profile's `slurm:` parameters updated by `slurm`), or an executor
+    object. The notebooks and the book are built here once every run is done."""
     t_start = time.perf_counter()
     study = Study.plan(profile, progress=True)
     name = study.name
@@ -155,7 +174,7 @@ def reproduce(profile: str = "quick", only: list[str] | None = None, jobs: int =
     runs = study.runs_for(*artifacts)
     t0 = time.perf_counter()
     print(f"[train] {len(runs)} runs (logs in runs/<hash>/train.log)")
-    failed_runs = (executor or LocalExecutor(jobs)).run(study, runs, store)
+    failed_runs = _executor(executor, study, jobs, slurm).run(study, runs, store)
     train_s = time.perf_counter() - t0
 
     params = {"profile": name, "study_file": str(study_path)}

@@ -183,6 +183,10 @@ PROFILE = section({
     "analysis": section({"arch": text(), "module_images": integer(1), "landscape_points": integer(1),
                          "landscape_images": integer(1), "pruning_steps": integer(1)}),
     "artifacts": list_of(one_of(_artifacts)),
+    # submitit's SLURM parameters (partition, time, gpus_per_node, mem, account, ...): checked by
+    # submitit itself, which knows them, when `--executor slurm` is used
+    "slurm": mapping_of(Spec("a value", lambda v: isinstance(v, (str, int, float, bool, list, dict))),
+                        "a mapping of submitit SLURM parameters"),
 }, required=("profile", "datasets", "archs", "methods", "train", "seeds"), what="a mapping of sections")
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +23,7 @@ from .data.format import atomic_write_text
 from .files import RECOMPUTE, RETRAIN, CorruptFile, read_json
 from .profile import repo_root
 
-__all__ = ["RunStore", "train_job", "read_job"]
+__all__ = ["RunStore", "train_job", "fit_job", "read_job"]
 
 
 class RunStore:
@@ -98,35 +100,52 @@ def read_job(path: str | Path) -> dict:
                      what="a training job")
 
 
-def train_job(path: str | Path, progress: bool = True, device: str | None = None) -> Path:
-    """Train the run a job file describes, under the run's lock; a finished run is left as it is.
-    What `synclib train JOB.json` and every executor run. Reads no profile."""
+def fit_job(path: str | Path, progress: bool = True, device: str | None = None) -> dict:
+    """Train the run of a job file in this process (one rank of it under torchrun), with no
+    lock: `train_job` holds the run's lock around it. Returns the history."""
     from .train import TrainConfig, fit
 
+    path = Path(path).resolve()
+    job = read_job(path)
+    if job.get("parent"):  # the run it fine-tunes, beside it in this store (wherever it is mounted)
+        job["config"]["init_from"] = str(RunStore(path.parent.parent).path(job["parent"]))
+    if os.environ.get("SYNCLIB_THREADS"):
+        import torch
+
+        torch.set_num_threads(int(os.environ["SYNCLIB_THREADS"]))
+    return fit(TrainConfig.from_dict(job["config"]), job["data"], path.parent, progress=progress, device=device,
+               manifest=job.get("manifest"))
+
+
+def train_job(path: str | Path, progress: bool = True, device: str | None = None, nproc: int = 1) -> Path:
+    """Train the run a job file describes, under the run's lock; a finished run is left as it is.
+    What `synclib train JOB.json` and every executor run. Reads no profile.
+
+    nproc > 1: the run trains on `nproc` processes (DistributedDataParallel, one per GPU, or
+    gloo on the CPU) launched by torchrun; the lock is taken here, once, outside every rank."""
     path = Path(path).resolve()
     job = read_job(path)
     out = path.parent
     store = RunStore(out.parent)  # the job lies in its run folder: the store is where the job is
     h = job["hash"]
-    if job.get("parent"):  # the run it fine-tunes, beside it in this store (wherever it is mounted)
-        job["config"]["init_from"] = str(store.path(job["parent"]))
     if store.is_done(h):
         return out
     with store.lock(h):
         if not store.is_done(h):
-            if os.environ.get("SYNCLIB_THREADS"):
-                import torch
-
-                torch.set_num_threads(int(os.environ["SYNCLIB_THREADS"]))
             from .provenance import commit, environment
             from .train import pick_device
 
             t0 = time.time()
-            fit(TrainConfig.from_dict(job["config"]), job["data"], out, progress=progress, device=device,
-                manifest=job.get("manifest"))
+            if nproc > 1:
+                cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                       "-m", "synclib.cli", "train", str(path)] + (["--device", device] if device else [])
+                if subprocess.call(cmd) != 0:
+                    raise RuntimeError(f"{path}: the {nproc} processes of the run failed (their output is above)")
+            else:
+                fit_job(path, progress=progress, device=device)
             atomic_write_text(out / "provenance.json", json.dumps({
                 "commit": commit(), "source": job.get("key", {}).get("source"),
-                "environment": environment(str(pick_device(device))), "seconds": round(time.time() - t0, 1)},
-                indent=2))
+                "environment": environment(str(pick_device(device))), "processes": nproc,
+                "seconds": round(time.time() - t0, 1)}, indent=2))
             atomic_write_text(out / "DONE", time.strftime("%Y-%m-%dT%H:%M:%S"))
     return out

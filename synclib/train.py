@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import io
 import json
+import os
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -194,13 +195,20 @@ def fit(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | No
     carries it.
     """
     out = Path(out)
+    rank, world, local_rank = _distributed()
     dev = pick_device(device)
+    if world > 1:
+        dev = _init_process_group(dev, local_rank)
     manifest = manifest if manifest is not None else read_manifest(data)
     train_set = PartDataset(data, "train", cache=True, manifest=manifest)
     test_set = PartDataset(data, "test", cache=True, manifest=manifest) if "test" in manifest["splits"] else None
     config = {"train": cfg.to_dict(), "data": str(data),
               "fingerprint": manifest.get("fingerprints", {}).get("train")}
     _check_folder(out, config)  # read only: a folder of another run is refused before any write
+    if rank > 0:  # rank 0 holds the folder and writes it; the others read the checkpoint it checked
+        _barrier()
+        return _fit(cfg, config, train_set, test_set, out, dev, _check_folder(out, config), False, None,
+                    rank, world)
     out.mkdir(parents=True, exist_ok=True)
     with _folder_lock(out):
         state = _check_folder(out, config)  # again, now that no other process writes here
@@ -208,7 +216,33 @@ def fit(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | No
         cfg_path = out / "config.json"
         if not cfg_path.is_file():
             atomic_write_text(cfg_path, json.dumps(config, indent=2))
-        return _fit(cfg, config, train_set, test_set, out, dev, state, progress, on_epoch_end)
+        if world > 1:
+            _barrier()
+        return _fit(cfg, config, train_set, test_set, out, dev, state, progress, on_epoch_end, rank, world)
+
+
+def _distributed() -> tuple[int, int, int]:
+    """(rank, world size, local rank) as torchrun sets them; (0, 1, 0) in a plain process."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def _init_process_group(dev: torch.device, local_rank: int) -> torch.device:
+    """Join torchrun's process group (NCCL on GPUs, gloo on the CPU); each rank on its own GPU."""
+    import torch.distributed as dist
+
+    if dev.type == "cuda":
+        dev = torch.device("cuda", local_rank)
+        torch.cuda.set_device(dev)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return dev
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
 
 
 def _identity(config: dict) -> dict:
@@ -272,13 +306,21 @@ def _folder_lock(out: Path):
 
 
 def _fit(cfg: TrainConfig, config: dict, train_set, test_set, out: Path, dev, state: dict | None,
-         progress: bool, on_epoch_end) -> dict:
+         progress: bool, on_epoch_end, rank: int = 0, world: int = 1) -> dict:
+    """The loop. With world > 1 (torchrun), this process trains its share of each global batch
+    (`TrainData.epoch_batches`) through DistributedDataParallel, which averages the gradients:
+    the losses are per sample, so the step is that of one process on the whole batch. Batch
+    norm keeps per-process statistics (no SyncBatchNorm, as torchvision's reference training
+    without --sync-bn). Rank 0 alone writes checkpoints, the model and the history."""
     torch.manual_seed(cfg.seed)
-    tdata = TrainData(train_set, cfg.seed, cfg.batch_size, dev)
+    tdata = TrainData(train_set, cfg.seed, cfg.batch_size, dev, rank, world)
     method = get_method(cfg.method, cfg.arch, **cfg.method_params)
     model = method.prepare(_model_for(cfg, len(train_set.classes)), tdata).to(dev)
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
+    net = model  # what the method's forward runs: the model, or its DistributedDataParallel wrapper
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
     opt = torch.optim.SGD(method.param_groups(model), lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)
     milestones = lr_milestones(cfg.epochs, cfg.milestones)
@@ -318,7 +360,7 @@ def _fit(cfg: TrainConfig, config: dict, train_set, test_set, out: Path, dev, st
             if dev.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-                out_ = method.forward(model, x, y)
+                out_ = method.forward(net, x, y)
             terms = method.losses(out_, y, model)
             loss = sum(terms.values())
             if not torch.isfinite(loss):
@@ -335,18 +377,23 @@ def _fit(cfg: TrainConfig, config: dict, train_set, test_set, out: Path, dev, st
             correct += (out_.logits.argmax(1) == y).sum().item()
             seen += len(y)
             bar.set_postfix(loss=f"{loss.item():.3f}")
+        if world > 1:  # the epoch's sums over every process's samples
+            sums, correct, seen = _all_reduce_sums(sums, correct, seen, dev)
         record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
         record.update({k: v / seen for k, v in sums.items()})
         record["loss"] = sum(v / seen for v in sums.values())
         record["train_acc"] = correct / seen
         sched.step()
-        if test_set is not None:
+        if test_set is not None and rank == 0:
             record["test_acc"] = evaluate_accuracy(model, test_set, device=dev)
         record["seconds"] = time.perf_counter() - t0
         history["epochs"].append(record)
-        _save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-               "scheduler": sched.state_dict(), "epoch": epoch + 1,
-               "history": json.dumps(history), "config": config}, ckpt)
+        if rank == 0:
+            _save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                   "scheduler": sched.state_dict(), "epoch": epoch + 1,
+                   "history": json.dumps(history), "config": config}, ckpt)
+        if world > 1:
+            _barrier()  # no process runs ahead of the checkpoint it would resume from
         if progress:
             tqdm.write(f"[{cfg.method}/{cfg.arch}] epoch {epoch + 1}/{cfg.epochs} "
                        f"loss {record['loss']:.3f} train {record['train_acc']:.3f} "
@@ -356,10 +403,24 @@ def _fit(cfg: TrainConfig, config: dict, train_set, test_set, out: Path, dev, st
 
     if history["epochs"]:
         history["test_acc"] = history["epochs"][-1].get("test_acc")
-    model_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    _save(model_state, out / "model.pt")
-    atomic_write_text(out / "history.json", json.dumps(history, indent=2))
+    if rank == 0:
+        model_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        _save(model_state, out / "model.pt")
+        atomic_write_text(out / "history.json", json.dumps(history, indent=2))
+    if world > 1:
+        _barrier()
     return history
+
+
+def _all_reduce_sums(sums: dict[str, float], correct: int, seen: int, dev) -> tuple[dict[str, float], int, int]:
+    import torch.distributed as dist
+
+    keys = sorted(sums)
+    t = torch.tensor([sums[k] for k in keys] + [correct, seen], dtype=torch.float64,
+                     device=dev if dev.type == "cuda" else "cpu")
+    dist.all_reduce(t)
+    vals = t.tolist()
+    return dict(zip(keys, vals[:-2])), int(vals[-2]), int(vals[-1])
 
 
 def load_run(run_dir: str | Path, device: str | None = None):

@@ -121,3 +121,34 @@ def test_five_epochs_decay_three_times(tmp_path):
             tmp_path / "d", tmp_path / "r", progress=False)
     lrs = [e["lr"] for e in h["epochs"]]
     assert lrs == pytest.approx([0.01, 0.01, 1e-3, 1e-4, 1e-5])
+
+
+def test_two_processes_train_the_run_one_process_trains(tiny_world, tmp_path):
+    """`--nproc 2` (DistributedDataParallel, gloo on the CPU, two processes of 8 images each)
+    ends at the weights of one process on the whole batch of 16, within 1e-5; run again on
+    the finished folder, it resumes from rank 0's checkpoint and trains nothing more."""
+    import os
+    import subprocess
+    import sys
+
+    args = ["-m", "synclib.cli", "train", "--method", "ours", "--arch", "vgg16", "--width", "0.125",
+            "--epochs", "2", "--batch-size", "16", "--data", str(tiny_world)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    for out, extra in (("one", []), ("two", ["--nproc", "2"])):
+        r = subprocess.run([sys.executable, *args, "--out", str(tmp_path / out), *extra], env=env,
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    one = torch.load(tmp_path / "one/model.pt", weights_only=True)
+    two = torch.load(tmp_path / "two/model.pt", weights_only=True)
+    worst = max((one[k].float() - two[k].float()).abs().max().item() for k in one)
+    assert worst < 1e-5, worst
+    h1, h2 = (json.loads((tmp_path / d / "history.json").read_text()) for d in ("one", "two"))
+    assert [e["train_acc"] for e in h1["epochs"]] == [e["train_acc"] for e in h2["epochs"]]  # over both ranks
+    before = (tmp_path / "two/model.pt").read_bytes()
+    r = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "two"), "--nproc", "2"], env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((tmp_path / "two/history.json").read_text())["epochs"] == h2["epochs"]
+    two_again = torch.load(tmp_path / "two/model.pt", weights_only=True)
+    assert all(torch.equal(two_again[k], two[k]) for k in two) and len(before) > 0
+    print(f"largest weight difference, 2 processes vs 1: {worst:.2e}")
