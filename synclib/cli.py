@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("reproduce", help="train what the run store lacks, run the notebooks, build the book",
                        formatter_class=fmt, epilog=EXAMPLES["reproduce"])
     r.add_argument("--profile", default="quick")
-    r.add_argument("--only", action="append", help="an artifact, e.g. table1 (repeatable)")
+    r.add_argument("--only", action="append", help="an artifact, e.g. table1 (repeatable); with --no-book, only its notebooks run")
     r.add_argument("--jobs", type=int, default=1)
     r.add_argument("--no-book", action="store_true")
     r.add_argument("--executor", choices=["local", "slurm"], default="local",

@@ -182,7 +182,8 @@ def reproduce(profile: str = "quick", only: list[str] | None = None, jobs: int =
     failures = []
     done_path = executed / ".executed.json"
     done = read_json(done_path, what="the record of executed notebooks") if done_path.is_file() else {}
-    pages = artifacts + list(REFERENCE_PAGES) + ["provenance"]
+    # the reference pages need no run: `--only ... --no-book` skips them (the book needs them all)
+    pages = artifacts + ([] if only and not book else list(REFERENCE_PAGES)) + ["provenance"]
     print(f"[notebooks] {len(pages)} pages into book/executed/")
     bar = tqdm(pages, desc="notebooks", unit="nb")
     for art in bar:

@@ -114,7 +114,8 @@ def _home(path: Path) -> Path:
 
 
 def _build(home: Path, env: dict, *extra: str) -> subprocess.CompletedProcess:
-    """`synclib reproduce --profile smoke` for Tables I-II, notebooks and no book, in `home`."""
+    """`synclib reproduce --profile smoke` for Tables I-II in `home`: their runs and their two
+    notebooks alone (--only with --no-book), no book."""
     synclib = Path(sys.executable).with_name("synclib")
     return subprocess.run([str(synclib), "reproduce", "--profile", "smoke", "--only", "table1", "--only", "table2",
                            "--no-book", *extra], cwd=home, env=dict(env, SYNCLIB_HOME=str(home)),
