@@ -1,7 +1,18 @@
+from pathlib import Path
+
 import pytest
 import torch
 
 torch.set_num_threads(2)
+
+# books the tests built, by name: the browser test opens the smoke book that the pipeline test
+# built (the same command a user runs) instead of building a second one
+BUILT: dict[str, Path] = {}
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The browser test runs last, so that it can open the book another test built."""
+    items.sort(key=lambda item: "test_browser.py" in item.nodeid)
 
 
 @pytest.fixture(scope="session")

@@ -79,7 +79,7 @@ def test_smoke_reproduce_reads_once_builds_the_book_then_trains_nothing(home, tm
     monkeypatch.setenv("SYNCLIB_IO_LOG", str(log))
     n_runs = len(Study.plan("smoke").runs_for(*ARTIFACTS))  # also generates the data, as a first build does
     log.unlink()
-    assert reproduce("smoke") == 0
+    assert reproduce("smoke", jobs=2) == 0
     reads = [line.split("\t") for line in log.read_text().splitlines()]
     # the study's profile is parsed once (the cluster page reads the paper profile, for its estimate)
     assert [p for k, p in reads if k == "profile"].count(str(home / "configs/smoke.yaml")) == 1, reads
@@ -139,6 +139,9 @@ def test_smoke_reproduce_reads_once_builds_the_book_then_trains_nothing(home, tm
     assert before.keys() == after.keys()
     for page in before:
         assert before[page] == after[page], page
+    from conftest import BUILT
+
+    BUILT["smoke_html"] = html  # the browser test opens this book
 
 
 def _page_texts(html: Path) -> dict[str, str]:
