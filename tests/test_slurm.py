@@ -96,6 +96,15 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
             pytest.fail(f"the SLURM node never became idle (sinfo: {r.stdout!r} {r.stderr!r})\n{logs}")
         yield env
     finally:
+        # no job outlives its cluster: cancel what is left and wait for the queue to empty
+        # (a job whose result is written may still be ending its step)
+        subprocess.run(["scancel", "--full", "--partition", "debug"], env=env, capture_output=True)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            r = subprocess.run(["squeue", "-h", "-o", "%i"], env=env, capture_output=True, text=True)
+            if r.returncode != 0 or not r.stdout.strip():
+                break
+            time.sleep(0.5)
         for p in reversed(procs):
             p.terminate()
         for p in procs:
