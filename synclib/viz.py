@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .data.format import atomic_write_bytes
 
-__all__ = ["overlay", "upsample", "save_figure", "theme", "METHOD_COLOURS", "FULL_WIDTH", "DPI", "method_palette"]
+__all__ = ["overlay", "upsample", "save_figure", "theme", "METHOD_COLOURS", "FULL_WIDTH", "DPI"]
 
 FULL_WIDTH = 7.2  # inches: the book's text column at DPI
 DPI = 100
@@ -35,11 +35,6 @@ def theme() -> None:
                   rc={"font.size": 12, "axes.titlesize": 12, "axes.labelsize": 12, "xtick.labelsize": 11,
                       "ytick.labelsize": 11, "legend.fontsize": 11, "legend.title_fontsize": 11,
                       "figure.dpi": DPI, "savefig.dpi": DPI, "pdf.fonttype": 42})
-
-
-def method_palette(methods) -> dict:
-    """A colour per table row (method or reading), the same on every page."""
-    return {m: METHOD_COLOURS.get(m, "#333333") for m in methods}
 
 
 def upsample(a: torch.Tensor, size: int) -> np.ndarray:
