@@ -5,6 +5,8 @@ For VGG16 and ResNet18 (full width, and the quick profile's narrow widths) at 11
 - evaluation vs forward: the Table I path on the interpretable layer's maps of one batch of
   32 images (thresholds, region overlaps with 5 part masks, hits, the four metrics) against
   the forward pass that made the maps; on the CPU with one thread, as measured in the issue.
+  On the CPU that path runs synclib's C kernel; its PyTorch path (a GPU's, or a machine's
+  without a C compiler) is timed beside it.
   The dense path (every map upsampled, compared and intersected pixel by pixel) is timed
   beside it where it takes seconds, not minutes.
 - training step with and without the losses: `ours` (L_ce + λ1 L_lac + λ2 L_sync) against
@@ -34,6 +36,7 @@ import torch
 from synclib.methods import get_method
 from synclib.metrics.hits import filter_thresholds, mask_hits, mask_hits_dense
 from synclib.metrics.interpretability import summarize
+from synclib.metrics.native import library
 from synclib.models import build_model
 
 CONFIGS = [  # (arch, width, size, label)
@@ -134,19 +137,25 @@ def bench_eval(device: torch.device, quick: bool) -> list[dict]:
         evaluate = _evaluate(a, masks)
 
         reps = 5 if device.type == "cuda" else 2
+        native_used = device.type == "cpu" and library() is not None
         f = timed(forward, device, reps)
         e = timed(evaluate, device, reps)
         row = {"config": label, "arch": arch, "width": width, "size": size, "maps": list(a.shape[1:]),
-               "forward_s": f, "eval_s": e, "eval_over_forward": e / f}
+               "forward_s": f, "eval_s": e, "eval_over_forward": e / f, "c_kernel": native_used}
+        if native_used:  # the PyTorch path, which a GPU (or a machine without a C compiler) takes
+            tp = timed(functools.partial(evaluate, functools.partial(mask_hits, native=False)), device, 1)
+            row.update(torch_path_s=tp, torch_path_over_forward=tp / f)
         dense_work = a.shape[1] * size * size
         if device.type == "cuda" or dense_work <= 512 * 112 * 112:
             d = timed(functools.partial(evaluate, mask_hits_dense), device, 1, warmup=0 if device.type == "cpu" else 1)
             row.update(dense_eval_s=d, dense_over_forward=d / f)
-            row["same_hits"] = bool(torch.equal(mask_hits(a, masks, filter_thresholds(a, 0.3), 0.2),
-                                                mask_hits_dense(a, masks, filter_thresholds(a, 0.3), 0.2)))
+            fast = mask_hits(a, masks, filter_thresholds(a, 0.3), 0.2)
+            dense = mask_hits_dense(a, masks, filter_thresholds(a, 0.3), 0.2)
+            row["hits_differing"] = [int((fast != dense).sum()), fast.numel()]  # rounding ties at the threshold
         rows.append(row)
         print(f"eval   {label:34s} maps {tuple(a.shape[1:])}  forward {f:.4f} s  eval {e:.4f} s  "
-              f"ratio {e / f:.3f}" + (f"  (dense {row['dense_over_forward']:.2f})" if "dense_eval_s" in row else ""),
+              f"ratio {e / f:.3f}" + (f"  (PyTorch path {row['torch_path_over_forward']:.2f})" if native_used else "")
+              + (f"  (dense {row['dense_over_forward']:.2f})" if "dense_eval_s" in row else ""),
               flush=True)
     return rows
 

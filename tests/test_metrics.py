@@ -115,8 +115,9 @@ def _dense_counts(a, masks, t):
         a, size=masks.shape[-2:], mode="bilinear", align_corners=False)
 
 
+@pytest.mark.parametrize("native", [True, False], ids=["c-kernel", "torch"])
 @pytest.mark.parametrize("h, size", [(4, 112), (7, 112), (7, 224), (14, 224), (3, 64), (5, 50)])
-def test_analytic_overlaps_equal_the_upsampled_ones_away_from_rounding_ties(h, size):
+def test_analytic_overlaps_equal_the_upsampled_ones_away_from_rounding_ties(h, size, native):
     """region_overlaps counts what upsampling every map would count, except where an upsampled
     value lies within float rounding (2e-6 relative) of the threshold: such (image, filter)
     pairs are set aside, and they must be rare."""
@@ -129,7 +130,7 @@ def test_analytic_overlaps_equal_the_upsampled_ones_away_from_rounding_ties(h, s
     masks = torch.rand(6, 4, size, size, generator=g) > 0.6
     masks[:, 3] = False  # an absent part
     t = filter_thresholds(a, 0.3)
-    inter, area = region_overlaps(a, masks, t)
+    inter, area = region_overlaps(a, masks, t, native=native)
     ref_inter, ref_area, up = _dense_counts(a, masks, t)
     tt = t.view(1, -1, 1, 1)
     near = (((up - tt).abs() <= 2e-6 * tt) & (tt > 0)).flatten(2).any(-1)  # a dead filter (T = 0) is never near
@@ -140,7 +141,8 @@ def test_analytic_overlaps_equal_the_upsampled_ones_away_from_rounding_ties(h, s
     assert inter[:, :, 3].sum() == 0 and area[:, :5].sum() == 0
 
 
-def test_analytic_overlaps_on_a_hand_made_map():
+@pytest.mark.parametrize("native", [True, False], ids=["c-kernel", "torch"])
+def test_analytic_overlaps_on_a_hand_made_map(native):
     """A 2x2 map with one hot cell upsampled to 8x8: the region is the top-left block where the
     bilinear value exceeds the threshold; counts checked against the upsampled map."""
     from synclib.metrics.hits import region_overlaps
@@ -149,13 +151,58 @@ def test_analytic_overlaps_on_a_hand_made_map():
     a[0, 0, 0, 0] = 1.0
     masks = torch.zeros(1, 1, 8, 8, dtype=torch.bool)
     masks[0, 0, :4, :2] = True  # the left half of the top-left quadrant
-    inter, area = region_overlaps(a, masks, torch.tensor([0.5]))
+    inter, area = region_overlaps(a, masks, torch.tensor([0.5]), native=native)
     # upsampled values along each axis: 1, 1, 0.875, 0.625, 0.375, 0.125, 0, 0; their products
     # exceed 0.5 on rows 0-1 in 4 columns, row 2 in 4 (0.875 * 0.625 = 0.547) and row 3 in 3
     # (0.625 * 0.875 = 0.547, 0.625² = 0.39): 15 pixels, 8 of them in the mask
     up = torch.nn.functional.interpolate(a, size=(8, 8), mode="bilinear", align_corners=False)[0, 0]
     assert area.item() == int((up > 0.5).sum()) == 15
     assert inter.item() == int(((up > 0.5) & masks[0, 0]).sum()) == 8
+
+
+def test_c_kernel_and_torch_path_count_alike_on_non_square_cells():
+    """Maps of 3x5 on 64x64 masks (cells of unequal sizes in each direction, flat borders, a
+    filter constant along rows): the C kernel's counts equal the PyTorch path's wherever no
+    upsampled value lies within rounding of the threshold."""
+    from synclib.metrics.hits import region_overlaps
+
+    g = torch.Generator().manual_seed(7)
+    a = torch.relu(torch.randn(3, 12, 3, 5, generator=g))
+    a[:, 0] = torch.arange(5.0)  # rises along each row, the same on every row
+    masks = torch.rand(3, 3, 64, 64, generator=g) > 0.5
+    t = torch.quantile(a.transpose(0, 1).flatten(1), 0.7, dim=1)
+    up = torch.nn.functional.interpolate(a, size=(64, 64), mode="bilinear", align_corners=False)
+    far = ~(((up - t.view(1, -1, 1, 1)).abs() <= 2e-6 * t.view(1, -1, 1, 1).abs().clamp_min(1e-6)).flatten(2).any(-1))
+    c_inter, c_area = region_overlaps(a, masks, t, native=True)
+    t_inter, t_area = region_overlaps(a, masks, t, native=False)
+    reg = up > t.view(1, -1, 1, 1)
+    assert far.float().mean() > 0.75
+    assert torch.equal(c_area[far], reg.flatten(2).sum(-1)[far]) and torch.equal(c_area[far], t_area[far])
+    assert torch.equal(c_inter[far], t_inter[far])
+    # filter 0: the columns above T (the 70th percentile of 0..4) are those where x·5/64 − 0.5 > T
+    assert c_area[0, 0].item() == 64 * int(((torch.arange(64) + 0.5) * 5 / 64 - 0.5 > t[0]).sum())
+
+
+def test_without_a_c_compiler_the_torch_path_counts_and_says_so(tmp_path, monkeypatch):
+    """CC pointing nowhere: a warning names the kernel and the fix, and mask_hits still answers
+    (by the PyTorch path) with the same hits."""
+    from synclib.metrics import native
+    from synclib.metrics.hits import mask_hits
+
+    a = torch.zeros(1, 1, 2, 2)
+    a[0, 0, 0, 0] = 1.0
+    masks = torch.zeros(1, 2, 8, 8, dtype=torch.bool)
+    masks[0, 0, :4, :4] = True
+    monkeypatch.setenv("SYNCLIB_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    native.library.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match="_overlaps.c.*slower PyTorch path.*C compiler"):
+            assert native.library() is None
+        assert mask_hits(a, masks, torch.tensor([0.5])).tolist() == [[[True, False]]]
+        assert not list(tmp_path.rglob("*.so*"))  # nothing half-written left behind
+    finally:
+        native.library.cache_clear()
 
 
 def test_probe_any_network_at_any_node(tiny_world):

@@ -95,8 +95,51 @@ def _columns(size: int, w: int) -> dict:
             "ratio": ratio}
 
 
-def region_overlaps(a: torch.Tensor, masks: torch.Tensor, thresholds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+@lru_cache(maxsize=32)
+def _cells(size: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """How `size` upsampled pixels fall into the n + 1 cells that the map's n centres cut.
+
+    Pixel x samples the map at src(x) = (x + 0.5)·n/size − 0.5. Cell 0 (src < 0) repeats
+    centre 0, cell n (src ≥ n − 1) centre n − 1, and cell c in between goes linearly from
+    centre c − 1 to centre c with weight lam(x) = src(x) − (c − 1) (0 in the flat cells).
+    Returns (edges (n + 2,) int64: cell c spans [edges[c], edges[c + 1]); lam (size,) float64).
+    """
+    src = (torch.arange(size, dtype=torch.float64) + 0.5) * (n / size) - 0.5
+    cell = torch.where(src < 0, 0, torch.where(src >= n - 1, n, src.floor().long() + 1)).long()
+    lam = torch.where((cell == 0) | (cell == n), torch.zeros_like(src), src - (cell - 1))
+    return torch.searchsorted(cell, torch.arange(n + 2)), lam
+
+
+def region_overlaps(a: torch.Tensor, masks: torch.Tensor, thresholds: torch.Tensor,
+                    native: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The areas of S_f^I ∩ mask_k^I and of S_f^I without upsampling a single map.
+
+    On the CPU a small C kernel (`synclib.metrics.native`) does it: the map's centres cut the
+    upsampled map into cells; a cell whose four corner values are all above the threshold adds
+    its mask counts whole, one all below adds nothing, and only the cells the threshold passes
+    through are walked row by row, each row's pixels above the threshold being one interval
+    (the value is linear along it) counted by the mask row's prefix sums. Elsewhere (a GPU, or
+    no C compiler, or native=False) the same counts come from tensor operations over every
+    row: see `_region_overlaps_torch`. Counts equal the dense computation's except at pixels
+    whose upsampled value lies within float rounding of the threshold.
+
+    a: (B, N, H, W) activations; masks: (B, K, S, S) bool; thresholds: (N,).
+    Returns (inter (B, N, K), area (B, N)), both int64.
+    """
+    from . import native as _native
+
+    lib = _native.library() if native is not False and a.device.type == "cpu" else None
+    if native and lib is None:
+        raise RuntimeError("the C kernel of region_overlaps is not available here (see the warning above)")
+    if lib is not None:
+        ey, lam_y = _cells(masks.shape[-2], a.shape[-2])
+        ex, _ = _cells(masks.shape[-1], a.shape[-1])
+        return _native.region_overlaps(lib, a, masks.cpu(), thresholds.cpu(), ey, lam_y, ex)
+    return _region_overlaps_torch(a, masks, thresholds)
+
+
+def _region_overlaps_torch(a: torch.Tensor, masks: torch.Tensor, thresholds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`region_overlaps` by tensor operations, for any device.
 
     The upsampled map is separable: one matrix product gives every output row's values at
     the map's column centres, and along a row the value is linear between two centres, so
@@ -152,20 +195,26 @@ def region_overlaps(a: torch.Tensor, masks: torch.Tensor, thresholds: torch.Tens
 
 
 def mask_hits(a: torch.Tensor, masks: torch.Tensor, thresholds: torch.Tensor,
-              phi: float = 0.2, max_elements: int = 1 << 22) -> torch.Tensor:
+              phi: float = 0.2, max_elements: int = 1 << 22, native: bool | None = None) -> torch.Tensor:
     """hit[I, f, k] = IoU(S_f^I, mask_k^I) > φ, by `region_overlaps` (no upsampled map is ever
     built). a: (B, N, H, W) activations; masks: (B, K, S, S) bool (an absent part has an empty
-    mask and is never hit); thresholds: (N,). Images go through in chunks of about
-    `max_elements` row segments to bound memory. Returns (B, N, K) bool.
+    mask and is never hit); thresholds: (N,). On the PyTorch path images go through in chunks
+    of about `max_elements` row segments to bound memory; `native` as in `region_overlaps`.
+    Returns (B, N, K) bool.
     """
     b, n, _, w = a.shape
     size = masks.shape[-1]
     if a.device.type == "cuda":
         max_elements *= 16  # a GPU has the memory, and fewer launches pay
     step = max(1, max_elements // max(1, n * size * max(1, w - 1)))
+    if a.device.type == "cpu" and native is not False:
+        from .native import library
+
+        if library() is not None:
+            step = b  # the C kernel needs no more memory than its answer
     out = []
     for s in range(0, b, step):
-        inter, area = region_overlaps(a[s:s + step], masks[s:s + step], thresholds)
+        inter, area = region_overlaps(a[s:s + step], masks[s:s + step], thresholds, native)
         mask_area = masks[s:s + step].flatten(2).sum(-1).unsqueeze(1)  # (B, 1, K)
         union = area.unsqueeze(-1) + mask_area - inter  # (B, N, K)
         iou = inter.float() / union.float().clamp_min(1)  # float32, as `mask_iou` computes it
