@@ -43,14 +43,17 @@ class _Backbone(nn.Module):
     Where a method may change the network: `interpretable_layer_name` names the conv whose
     ReLU'd output is `a` (a method may replace it, or the batch norm before it, with
     `set_submodule`); `adapter` (identity by default) runs on the trunk's output and its
-    result is `a`, so a method that adds a layer after the interpretable one (ICNN's
-    masks) makes that layer the interpretable one.
+    result is `a`, so a method that adds a layer after the interpretable one makes that layer
+    the interpretable one; `pre_head` (identity by default) runs on `a` before the pooled
+    classifier only, so a method that gates or masks what the classifier sees (CSGCNN's class
+    gates, ICNN's templates) leaves `a`, the maps every metric reads, as the filters made them.
     """
 
     n_filters: int
 
     def _init_head(self, num_classes: int) -> None:
         self.adapter: nn.Module = nn.Identity()
+        self.pre_head: nn.Module = nn.Identity()
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.fc = nn.Linear(self.n_filters, num_classes)
@@ -60,7 +63,7 @@ class _Backbone(nn.Module):
 
     def head(self, a: torch.Tensor) -> torch.Tensor:
         """Logits (B, C) from the interpretable layer's activations a: (B, N, H, W)."""
-        return self.fc(a.mean(dim=(2, 3)))
+        return self.fc(self.pre_head(a).mean(dim=(2, 3)))
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         """x: (B, 3, S, S) images in [0, 1]."""

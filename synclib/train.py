@@ -155,6 +155,7 @@ class TrainData:
     device: torch.device
     rank: int = 0
     world_size: int = 1
+    epochs: int = 1  # the run's length, for schedules given as fractions of it (CSGCNN's warm-up)
 
     def generator(self, *salt: int) -> torch.Generator:
         digest = hashlib.sha256(repr((self.seed, *salt)).encode()).digest()
@@ -313,7 +314,7 @@ def _fit(cfg: TrainConfig, config: dict, train_set, test_set, out: Path, dev, st
     norm keeps per-process statistics (no SyncBatchNorm, as torchvision's reference training
     without --sync-bn). Rank 0 alone writes checkpoints, the model and the history."""
     torch.manual_seed(cfg.seed)
-    tdata = TrainData(train_set, cfg.seed, cfg.batch_size, dev, rank, world)
+    tdata = TrainData(train_set, cfg.seed, cfg.batch_size, dev, rank, world, cfg.epochs)
     method = get_method(cfg.method, cfg.arch, **cfg.method_params)
     model = method.prepare(_model_for(cfg, len(train_set.classes)), tdata).to(dev)
     if dev.type == "cuda":
@@ -321,8 +322,11 @@ def _fit(cfg: TrainConfig, config: dict, train_set, test_set, out: Path, dev, st
     net = model  # what the method's forward runs: the model, or its DistributedDataParallel wrapper
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    opt = torch.optim.SGD(method.param_groups(model), lr=cfg.lr, momentum=cfg.momentum,
-                          weight_decay=cfg.weight_decay)
+    groups = method.param_groups(model)
+    for g in groups:  # a group may ask for a multiple of the run's learning rate (CSGCNN's gate)
+        if "lr_scale" in g:
+            g["lr"] = cfg.lr * g["lr_scale"]
+    opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     milestones = lr_milestones(cfg.epochs, cfg.milestones)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=0.1)
     history: dict = {"epochs": [], "method_params": method.params}

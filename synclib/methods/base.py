@@ -8,7 +8,8 @@ registered class, never a new loop:
                                      modules that hold the method's state as buffers); `data`
                                      is a `TrainData`, or None when a finished run is loaded
     param_groups(model)              what the optimizer updates (parameters kept out of SGD
-                                     are simply left out and updated in `after_step`)
+                                     are simply left out and updated in `after_step`); a
+                                     group's "lr_scale" multiplies the run's learning rate
     on_epoch_start(model, epoch, data)  recompute state from the training set (icCNN's clusters)
     forward(model, x, y)             the training forward pass; the labels are there for
                                      methods that need them (CSGCNN's class gates)
@@ -65,6 +66,9 @@ class Method:
     defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, arch: str, **params):
+        if self.defaults and arch_family(arch) not in self.defaults:
+            raise ValueError(f"method {self.name!r} is defined for {sorted(self.defaults)} only, not {arch!r} "
+                             "(as in the paper that compares it)")
         base = dict(self.defaults.get(arch_family(arch), {}))
         unknown = [k for k in params if k not in base]
         if unknown:

@@ -1,0 +1,169 @@
+"""The comparison methods' cores on hand-made cases with known answers."""
+
+import pytest
+import torch
+
+from synclib.methods.csgcnn import ClassGates, csg_epoch
+from synclib.methods.iccnn import cluster_loss, filter_correlation, multiclass_loss, sample_correlation, spectral_groups
+from synclib.methods.icnn import centroids, filter_loss, gradient_edits, templates
+
+# --- CSGCNN -----------------------------------------------------------------------------
+
+
+def test_gate_hinge_is_the_l1_excess_over_the_density_target():
+    g = ClassGates(4, 2)  # 8 gates of 0.5: ‖G‖₁ = 4, the target 0.2 · 8 = 1.6
+    assert g.hinge(0.2).item() == pytest.approx(2.4)
+    assert g.density().item() == pytest.approx(0.5)
+    with torch.no_grad():
+        g.gate.zero_()
+        g.gate[0, 1] = 1.0  # ‖G‖₁ = 1 < 1.6: no penalty
+    assert g.hinge(0.2).item() == 0.0
+
+
+def test_gates_are_rescaled_by_each_filters_largest_and_clamped():
+    g = ClassGates(2, 2)
+    with torch.no_grad():
+        g.gate.copy_(torch.tensor([[0.2, 0.4], [1.5, -0.3]]))
+    g.rescale()
+    torch.testing.assert_close(g.gate.data, torch.tensor([[0.5, 1.0], [1.0, 0.0]]))
+
+
+def test_gates_multiply_each_sample_by_its_class_column_in_training_only():
+    g = ClassGates(3, 2)
+    with torch.no_grad():
+        g.gate.copy_(torch.tensor([[1.0, 0.0], [0.5, 1.0], [0.0, 0.25]]))
+    a = torch.ones(2, 3, 2, 2)
+    g.active, g.labels = True, torch.tensor([1, 0])
+    out = g.train()(a)
+    assert out[0, :, 0, 0].tolist() == [0.0, 1.0, 0.25] and out[1, :, 0, 0].tolist() == [1.0, 0.5, 0.0]
+    assert torch.equal(g.eval()(a), a)  # at test time the network is the standard path
+
+
+def test_csg_schedule_is_the_codes():
+    # run.py: 150 epochs, warm-up 10, epoch mod 3 >= 2
+    csg = [e for e in range(30) if csg_epoch(e, 150, 3, 2, 10 / 150)]
+    assert csg == [11, 14, 17, 20, 23, 26, 29]
+    assert [e for e in range(5) if csg_epoch(e, 5, 3, 2, 10 / 150)] == [2]
+
+
+# --- icCNN ------------------------------------------------------------------------------
+
+
+def test_filter_correlation_of_identical_orthogonal_and_opposite_channels():
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(200, 1, 9, generator=g)
+    other = torch.randn(200, 1, 9, generator=g)
+    maps = torch.cat([base, base, -base, other], 1)  # (I, 4, P)
+    c = filter_correlation(maps)
+    assert c[0, 1].item() == pytest.approx(2.0, abs=1e-4)  # identical: correlation 1, + 1
+    assert c[0, 2].item() == pytest.approx(0.0, abs=1e-4)  # opposite: −1 + 1
+    assert c[0, 3].item() == pytest.approx(1.0, abs=0.15)  # independent: about 0 + 1
+
+
+def test_sample_correlation_and_the_cluster_loss_on_two_blocks():
+    x = torch.tensor([1.0, -1.0, 2.0, 0.0]).view(1, 1, 2, 2)
+    y = torch.tensor([0.0, 3.0, -1.0, 1.0]).view(1, 1, 2, 2)
+    a = torch.cat([x, 2 * x, y, y], 1)  # filters 0, 1 alike; 2, 3 alike
+    corr = sample_correlation(a, torch.zeros(4, 4))
+    assert corr[0, 0, 1].item() == pytest.approx(2.0, abs=1e-5) and corr[0, 2, 3].item() == pytest.approx(2.0, abs=1e-5)
+    groups = torch.tensor([0, 0, 1, 1])
+    # perfect blocks (2 within, 0 between): each group's share is 1, the loss −2
+    ideal = torch.tensor([[2.0, 2, 0, 0], [2, 2, 0, 0], [0, 0, 2, 2], [0, 0, 2, 2]]).unsqueeze(0)
+    assert cluster_loss(ideal, groups, 2).item() == pytest.approx(-2.0, abs=1e-5)
+    # uniform correlation 1 everywhere: each group holds half of its filters' correlation mass
+    assert cluster_loss(torch.ones(1, 4, 4), groups, 2).item() == pytest.approx(-1.0, abs=1e-5)
+
+
+def test_spectral_clustering_finds_the_blocks():
+    aff = torch.full((6, 6), 0.05)
+    aff[:3, :3] = aff[3:, 3:] = 1.9
+    ids = spectral_groups(aff, 2)
+    assert len(set(ids[:3].tolist())) == 1 and len(set(ids[3:].tolist())) == 1 and ids[0] != ids[3]
+
+
+def test_multiclass_loss_is_lowest_when_classes_share_their_group_profile():
+    groups = torch.tensor([0, 1])
+    labels = torch.tensor([0, 0, 1, 1])
+    a = torch.zeros(4, 2, 1, 1)
+    a[:2, 0] = 1.0  # class 0 fires group 0, class 1 group 1: each class alike, unlike the other
+    a[2:, 1] = 1.0
+    sorted_ = multiclass_loss(a, groups, 2, labels, 2).item()
+    a_mixed = torch.zeros(4, 2, 1, 1)
+    a_mixed[[0, 2], 0] = 1.0
+    a_mixed[[1, 3], 1] = 1.0
+    mixed = multiclass_loss(a_mixed, groups, 2, labels, 2).item()
+    assert sorted_ == pytest.approx(-2.0, abs=1e-4)  # within-class cosine 1 over a class row mean of 1/2 each
+    assert mixed > sorted_
+
+
+# --- ICNN -------------------------------------------------------------------------------
+
+
+def test_template_peaks_at_the_centroid_and_falls_by_tau_per_grid_unit():
+    a = torch.zeros(1, 1, 5, 5)
+    a[0, 0, 1, 3] = 2.0
+    mu, spread = centroids(a)
+    assert mu.tolist() == [[[1, 3]]] and spread.item() == 0.0
+    t = templates(mu, torch.tensor([2.0]), 5, 5)[0, 0]  # grid step 0.5 on [−1, 1]
+    assert t.shape == (5, 5) and t[1, 3].item() == 1.0
+    assert t[1, 4].item() == pytest.approx(0.0) and t[2, 4].item() == pytest.approx(-1.0)  # 1 − 2·0.5, 1 − 2·1
+    assert t.min().item() == -1.0  # floored
+
+
+def _edits_as_the_code_writes_them(a, mask, labels, filter_class, share, epoch, mag=0.1):
+    """A literal transcription of the 'conv_mask' backward of our_vl_simplenn.m (loops over
+    classes, filters and images), for the equality test."""
+    b, n, h, w = a.shape
+    alpha = 0.5
+    strength = (a * mask).mean((2, 3)).t()  # (N, B): l.strength(depth, batch)
+    rev = (a * mask.flip(0, 1)).mean((2, 3)).t()
+    logz_pos = alpha * torch.log(torch.exp(rev / alpha).mean(1))
+    logz_neg = alpha * torch.log(torch.exp((-a).mean((2, 3)).t() / alpha).mean(1))
+    dzdx = torch.zeros_like(a)
+    magm = torch.full((n, b), epoch / mag)
+    for lab in range(len(share)):
+        w_pos, w_neg = 0.5 / share[lab].item(), 0.5 / (1 - share[lab].item())
+        dlist = [d for d in range(n) if filter_class[d] == lab]
+        pos = [i for i in range(b) if labels[i] == lab]
+        neg = [i for i in range(b) if labels[i] != lab]
+        for d in dlist:
+            if pos:
+                s = torch.stack([torch.exp(strength[d, i] / alpha) * (strength[d, i] - logz_pos[d] + alpha) for i in pos])
+                s = s / (s.mean() * magm[d, pos])
+                for k, i in enumerate(pos):
+                    dzdx[i, d] -= mask[i, d] * s[k] * (0.00001 * w_pos)
+            if neg:
+                s = torch.stack([(-a[i, d]).mean() for i in neg])
+                s = torch.exp(s / alpha) * (s - logz_neg[d] + alpha)
+                s = s / (s.mean() * magm[d, neg])
+                for k, i in enumerate(neg):
+                    dzdx[i, d] += s[k] * (0.00001 * w_neg)
+    return dzdx
+
+
+def test_filter_loss_gradient_equals_the_codes_hand_edits():
+    g = torch.Generator().manual_seed(3)
+    a = torch.relu(torch.randn(6, 4, 5, 5, generator=g)).double()
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    filter_class = torch.tensor([0, 2, 1, 0])
+    share = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    mu, _ = centroids(a)
+    mask = templates(mu, torch.tensor([2.0, 1.5, 3.0, 2.5]), 5, 5).double()
+    edits = gradient_edits(a, mask, labels, filter_class, share, epoch=3)
+    torch.testing.assert_close(edits, _edits_as_the_code_writes_them(a, mask, labels, filter_class, share, 3))
+    x = a.clone().requires_grad_(True)
+    filter_loss(x, edits).backward()
+    torch.testing.assert_close(x.grad, edits / a.shape[0], rtol=1e-12, atol=0)  # equal to double rounding
+
+
+def test_a_map_shaped_like_its_template_is_pushed_towards_it():
+    """One filter, one image of its class: the loss's gradient is −c · mask (c > 0), so a
+    descent step raises the map where the template is positive and lowers it where negative."""
+    mu = torch.tensor([[[2, 2]]])
+    mask = templates(mu, torch.tensor([2.0]), 5, 5)
+    a = mask.clamp_min(0)  # a map that equals its template's positive part
+    edits = gradient_edits(a, mask, torch.tensor([0]), torch.tensor([0]), torch.tensor([0.5, 0.5]), epoch=1)
+    ratio = edits / -mask
+    c = ratio[mask != 0]
+    assert (c > 0).all() and torch.allclose(c, c[0].expand_as(c))  # exactly proportional to −mask
+    assert c[0].item() == pytest.approx(1e-5 * (0.5 / 0.5) * 0.1)  # s normalized to 1, divided by 10 · epoch
