@@ -104,7 +104,7 @@ def filter_examples(study: Study, arch: str, image: int = 0,
     Returns {"image": (3, S, S), "methods": {method: [(q, filter, iou, part, map (H, W))]}}.
     """
     out = {"methods": {}}
-    for m in study.methods:
+    for m in study.methods_for(arch):
         p = load(study, _main(study, arch, m))
         t = filter_thresholds(p.probe.a, _top_phi(study, p.run)[0])
         item = p.data[image]
@@ -125,7 +125,7 @@ def mean_maps(study: Study, arch: str, images: list[int]) -> dict:
     """Per method: the average over all filters of the interpretable layer's maps, for each
     of the test images. Returns {"images": (n, 3, S, S), method: (n, H, W)}."""
     out = {}
-    for m in study.methods:
+    for m in study.methods_for(arch):
         p = load(study, _main(study, arch, m))
         out[m] = p.probe.a[images].mean(1)
         out["images"] = torch.stack([p.data[i]["image"] for i in images])
@@ -143,7 +143,7 @@ def landmark_curves(study: Study, radii: np.ndarray | None = None, seeds: list[i
     for ds in study.landmark_datasets:
         split = study.datasets[ds].spec.get("eval_split", "test")
         for arch in study.families:
-            for m in rows or study.methods:
+            for m in study.methods_for(arch, ds, rows):
                 for seed in seeds or [0]:
                     p = load(study, study.find_row(ds, arch, m, seed), split)
                     if not p.data.has_landmarks:
@@ -220,7 +220,7 @@ def pruning_curves(study: Study, arch: str, max_images: int = 400, steps: int = 
     """Accuracy against filters removed by Taylor pruning.
     Rows: method, seed, removed, fraction, accuracy, auc (the run's normalized area)."""
     out = []
-    for m in rows or study.methods:
+    for m in study.methods_for(arch, None, rows or study.analysis_methods):
         for seed in seeds or [0]:
             c = pruning_curve(study, _main(study, arch, m, seed), max_images, steps)
             out += [{"method": m, "seed": seed, "removed": r, "fraction": r / c["n"], "accuracy": v, "auc": c["auc"]}
@@ -247,7 +247,8 @@ def landscape(study: Study, run: Run, images: int = 64, points: int = 9, span: f
 def landscapes(study: Study, arch: str, images: int = 64, points: int = 9, span: float = 1.0,
                seed: int = 0) -> dict:
     """Per method: (coords, loss grid) of the interpretable layer's loss landscape."""
-    return {m: landscape(study, _main(study, arch, m, seed), images, points, span) for m in study.methods}
+    return {m: landscape(study, _main(study, arch, m, seed), images, points, span)
+            for m in study.methods_for(arch, None, study.analysis_methods)}
 
 
 def landscape_table(study: Study, arch: str, images: int = 64, points: int = 9, span: float = 1.0,
@@ -255,7 +256,7 @@ def landscape_table(study: Study, arch: str, images: int = 64, points: int = 9, 
     """Per row and seed: the landscape's mean loss ("lower") and its roughness ("smoother":
     mean |discrete Laplacian| / mean loss). Rows: method, seed, mean_loss, roughness."""
     out = []
-    for m in rows or study.methods:
+    for m in study.methods_for(arch, None, rows or study.analysis_methods):
         for seed in seeds or [0]:
             _, loss = landscape(study, _main(study, arch, m, seed), images, points, span)
             out.append({"method": m, "seed": seed, "mean_loss": float(loss.mean()), "roughness": roughness(loss)})
@@ -288,7 +289,7 @@ def module_tables(study: Study, arch: str, max_images: int = 100, seeds: list[in
     consistency, nmi, ari, avi (NaN without part masks)."""
     out = []
     for ds in datasets or study.module_datasets:
-        for m in rows or study.methods:
+        for m in study.methods_for(arch, ds, rows or study.analysis_methods):
             for seed in seeds or [0]:
                 run = _main(study, arch, m, seed, ds)
                 out.append({"dataset": run.dataset, "arch": arch, "method": m, "seed": seed,
@@ -297,6 +298,8 @@ def module_tables(study: Study, arch: str, max_images: int = 100, seeds: list[in
 
 
 # ---------------------------------------------------------------- claims
+#: The comparison methods, in the paper's order (Table I's rows).
+RIVALS = ("csgcnn", "decoup", "cw", "iccnn", "icnn")
 CLAIM_COLUMNS = ["claim", "reading", "paper", "ours", "effect", "interval", "p", "verdict", "note"]
 
 
@@ -336,7 +339,7 @@ def table_claims(rr: pd.DataFrame, reading: str = "printed", paper_dataset=lambd
     diversity; `method` holds the row: `ours` is `ours` under the printed reading, else
     `ours_<reading>`). A claim whose rows are missing is left out. Returns claim rows."""
     from . import verdicts as V
-    from .paper_values import TABLE1, TABLE2
+    from .paper_values import METHOD_LABELS, TABLE1, TABLE2
 
     ours = reading_row("ours", reading)
     out: list[dict] = []
@@ -368,6 +371,21 @@ def table_claims(rr: pd.DataFrame, reading: str = "printed", paper_dataset=lambd
                     f"{ds}/{a}: synchronization raises Diversity: ours above ours w/o sync (Table I)", reading,
                     f"{_fmt(po.get('diversity'))} vs {_fmt(pn.get('diversity'))}",
                     f"{_pm(o.diversity)} vs {_pm(n_.diversity)}", V.compare(o.diversity, n_.diversity, "greater")))
+            rivals = [m for m in RIVALS if m in col]
+            if rivals:
+                out.append(_claim_row(
+                    f"{ds}/{a}: ours has a higher Interp than every comparison method (Table I)", reading,
+                    f"{_fmt(po.get('interp'))} vs " + ", ".join(
+                        f"{METHOD_LABELS[m]} {_fmt(TABLE1.get((paper_dataset(ds), a, m), {}).get('interp'))}" for m in rivals),
+                    f"{_pm(o.interp)} vs " + ", ".join(f"{METHOD_LABELS[m]} {_pm(col[m].interp)}" for m in rivals),
+                    steps=[V.compare(o.interp, col[m].interp, "greater") for m in rivals]))
+            if "icnn" in col:
+                pi = TABLE1.get((paper_dataset(ds), a, "icnn"), {})
+                out.append(_claim_row(
+                    f"{ds}/{a}: ICNN's filters collapse onto few parts: its Diversity is below ours (Table I)", reading,
+                    f"{_fmt(pi.get('diversity'))} vs {_fmt(po.get('diversity'))}",
+                    f"{_pm(col['icnn'].diversity)} vs {_pm(o.diversity)}",
+                    V.compare(col["icnn"].diversity, o.diversity, "less")))
     for (ds, a), g in rr.groupby(["dataset", "arch"], sort=False):
         o, b = g[g.method == ours], g[g.method == "baseline"]
         if o.empty or b.empty:
@@ -412,7 +430,8 @@ def claims(study: Study, reading: str = "printed") -> pd.DataFrame:
     if study.main_dataset is None or "baseline" not in study.methods:
         return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
     seeds = study.seeds
-    rows_m = [r for r in ("baseline", "ours_nosync", ours) if r == ours or r in study.methods]
+    rows_m = [r for r in ("baseline", "ours_nosync", ours, "iccnn") if r == ours or r in study.methods]
+    ic = "iccnn" in study.methods
 
     # ---- Tables III and IV, every training data set with parts
     mt = module_tables(study, arch, a_cfg.get("module_images", 100), seeds, rows_m,
@@ -425,6 +444,13 @@ def claims(study: Study, reading: str = "printed") -> pd.DataFrame:
                 " < ".join(_pm(col[m].consistency) for m in ("ours_nosync", ours, "baseline")), None,
                 [V.compare(col["ours_nosync"].consistency, col[ours].consistency, "less"),
                  V.compare(col[ours].consistency, col["baseline"].consistency, "less")])
+        if "iccnn" in col and "baseline" in col:
+            add(f"{ds}/{arch}: icCNN's module consistency only slightly beats the baseline's, and ours beats icCNN's "
+                "(Table III, lower is better)",
+                " < ".join(_fmt(TABLE3.get((pds(ds), m))) for m in ("ours", "iccnn", "baseline")),
+                " < ".join(_pm(col[m].consistency) for m in (ours, "iccnn", "baseline")), None,
+                [V.compare(col["iccnn"].consistency, col["baseline"].consistency, "less"),
+                 V.compare(col[ours].consistency, col["iccnn"].consistency, "less")])
         if not np.isfinite(g["nmi"].to_numpy(float)).any():
             continue
         for ref in ("baseline", "ours_nosync"):
@@ -464,16 +490,25 @@ def claims(study: Study, reading: str = "printed") -> pd.DataFrame:
                 V.slope(l2.value, l2.diversity, "greater"))
 
     # ---- Figure 9: accuracy kept under pruning, relative to each model's start
-    pr = pruning_curves(study, arch, steps=a_cfg.get("pruning_steps", 32), seeds=seeds, rows=["baseline", ours])
+    pr = pruning_curves(study, arch, steps=a_cfg.get("pruning_steps", 32), seeds=seeds,
+                        rows=["baseline", ours] + ["iccnn"] * ic)
     auc = pr.groupby(["method", "seed"])["auc"].first().reset_index()
     o, b = auc[auc.method == ours]["auc"], auc[auc.method == "baseline"]["auc"]
     add(f"{arch}: ours keeps more of its accuracy under Taylor pruning (normalized area under the curve, Fig. 9)",
         "qualitative (Fig. 9)", f"{_pm(o)} vs {_pm(b)}", V.compare(o, b, "greater"))
+    if ic:
+        i_ = auc[auc.method == "iccnn"]["auc"]
+        add(f"{arch}: icCNN resists pruning worse than the baseline (normalized area under the curve, Fig. 9)",
+            "qualitative (Fig. 9)", f"{_pm(i_)} vs {_pm(b)}", V.compare(i_, b, "less"))
 
     # ---- Figure 10: the loss landscape, lower and smoother
     lt = landscape_table(study, arch, a_cfg.get("landscape_images", 64), a_cfg.get("landscape_points", 9),
-                         seeds=seeds, rows=["baseline", ours])
+                         seeds=seeds, rows=["baseline", ours] + ["iccnn"] * ic)
     o, b = lt[lt.method == ours], lt[lt.method == "baseline"]
+    if ic:
+        i_ = lt[lt.method == "iccnn"]
+        add(f"{arch}: icCNN has a smoother loss landscape than the baseline (mean |Laplacian| / mean loss, Fig. 10)",
+            "qualitative (Fig. 10)", f"{_pm(i_.roughness)} vs {_pm(b.roughness)}", V.compare(i_.roughness, b.roughness, "less"))
     add(f"{arch}: ours has a lower loss landscape (mean loss over the grid, Fig. 10)", "qualitative (Fig. 10)",
         f"{_pm(o.mean_loss)} vs {_pm(b.mean_loss)}", V.compare(o.mean_loss, b.mean_loss, "less"))
     add(f"{arch}: ours has a smoother loss landscape (mean |Laplacian| / mean loss, Fig. 10)", "qualitative (Fig. 10)",

@@ -66,20 +66,26 @@ class Artifact:
 
 def _table_runs(s: Study) -> list[Run]:
     return [s.find_row(ds, fam, r, seed) for ds in s.train_datasets for fam in s.families
-            for r in s.rows for seed in s.seeds]
+            for r in s.rows if s.supports(r, ds, fam) for seed in s.seeds]
 
 
 def _main_runs(s: Study, all_seeds: bool = False, rows: list[str] | None = None) -> list[Run]:
     ds = s.main_dataset
     if ds is None:
         return []
-    return [s.find_row(ds, fam, r, seed) for fam in s.families for r in (rows or s.methods)
+    return [s.find_row(ds, fam, r, seed) for fam in s.families for r in (rows or s.methods) if s.supports(r, ds, fam)
             for seed in (s.seeds if all_seeds else [0])]
+
+
+def _analysis_runs(s: Study) -> list[Run]:
+    """Figures 9-10: the methods the paper's analyses show, seed 0."""
+    return _main_runs(s, False, s.analysis_methods)
 
 
 def _module_runs(s: Study) -> list[Run]:
     fam = s.analysis["arch"]
-    return [s.find_row(ds, fam, m, seed) for ds in s.module_datasets for m in s.methods for seed in s.seeds]
+    return [s.find_row(ds, fam, m, seed) for ds in s.module_datasets for m in s.analysis_methods
+            if s.supports(m, ds, fam) for seed in s.seeds]
 
 
 def _claims_runs(s: Study) -> list[Run]:
@@ -95,7 +101,7 @@ def _ambiguity_runs(s: Study) -> list[Run]:
 
 def _landmark_runs(s: Study, all_seeds: bool = False, rows: list[str] | None = None) -> list[Run]:
     return [s.find_row(ds, fam, m, seed) for ds in s.landmark_datasets for fam in s.families
-            for m in (rows or s.methods) for seed in (s.seeds if all_seeds else [0])]
+            for m in (rows or s.methods) if s.supports(m, ds, fam) for seed in (s.seeds if all_seeds else [0])]
 
 
 def _sensitivity_runs(s: Study) -> list[Run]:
@@ -110,8 +116,8 @@ ARTIFACTS: dict[str, Artifact] = {  # the one list of the book's artifacts, in t
     "fig6": Artifact("Figure 6: metric-pair curves on landmarks", _landmark_runs),
     "fig7": Artifact("Figure 7: parameter sensitivity", _sensitivity_runs),
     "fig8": Artifact("Figure 8: average maps under each setting", _sensitivity_runs),
-    "fig9": Artifact("Figure 9: redundancy by pruning", _main_runs),
-    "fig10": Artifact("Figure 10: loss landscapes", _main_runs),
+    "fig9": Artifact("Figure 9: redundancy by pruning", _analysis_runs),
+    "fig10": Artifact("Figure 10: loss landscapes", _analysis_runs),
     "table3": Artifact("Table III: module consistency", _module_runs),
     "table4": Artifact("Table IV: modules and semantic parts", _module_runs),
     "claims": Artifact("Claims: what holds on this profile", _claims_runs, always=True),
@@ -294,10 +300,13 @@ class Study:
 
     def readings_of(self, method: str, readings=None) -> list[str]:
         """The rows of `method` under each reading it takes (`ours`, `ours_mean`, ...)."""
-        from .methods import get_method
+        from .methods import METHODS, get_method
+        from .models import arch_family
 
-        fam = self.families[0]
-        params = get_method(method, self.profile["archs"][fam]["arch"]).params
+        archs = [self.profile["archs"][f]["arch"] for f in self.families]
+        known = METHODS[method].defaults if method in METHODS else {}
+        arch = next((a for a in archs if not known or arch_family(a) in known), archs[0])  # ICNN: VGG16's
+        params = get_method(method, arch).params
         out = []
         for name in readings or self.readings:
             rp = READINGS[name]
@@ -319,6 +328,33 @@ class Study:
     @property
     def methods(self) -> list[str]:
         return list(self.profile["methods"])
+
+    @property
+    def analysis_methods(self) -> list[str]:
+        """The profile's methods that the paper's pruning, landscape and module analyses show
+        (baseline, ours w/o sync, ours, icCNN: `Method.in_analyses`)."""
+        from .methods import METHODS
+
+        return [m for m in self.methods if METHODS[m].in_analyses]
+
+    def supports(self, row: str, dataset: str, family: str) -> bool:
+        """Whether the paper compares `row`'s method on this data set with this architecture
+        (ICNN: VGG16 only, VOC Part and ILSVRC Part only); a study plans no other run."""
+        from .methods import METHODS
+        from .models import arch_family
+
+        cls = METHODS[self.row_spec(row)[0]]
+        if cls.defaults and arch_family(self.profile["archs"][family]["arch"]) not in cls.defaults:
+            return False
+        if cls.needs_masks and not (self.datasets[dataset].manifest or {}).get("has_masks"):
+            return False
+        pds = self.datasets[dataset].spec.get("paper_dataset", dataset)
+        return cls.paper_datasets is None or pds in cls.paper_datasets
+
+    def methods_for(self, family: str, dataset: str | None = None, rows: list[str] | None = None) -> list[str]:
+        """The methods (or `rows`) the study runs for a family on a data set (the main one by default)."""
+        ds = dataset or self.main_dataset
+        return [m for m in (rows or self.methods) if ds is None or self.supports(m, ds, family)]
 
     @property
     def seeds(self) -> list[int]:

@@ -72,7 +72,7 @@ def side_by_side(df: pd.DataFrame, metrics: list[str], percent: bool = False, st
             pick = vals.groupby(groups).transform("max" if HIGHER_IS_BETTER.get(m, True) else "min")
             best[(head, who)] = list((vals == pick) & vals.notna())
     if "n_seeds" in df.columns:
-        cols[("", "seeds")] = [str(int(n)) for n in df["n_seeds"]]
+        cols[("", "seeds")] = ["–" if n != n else str(int(n)) for n in df["n_seeds"]]  # – : the paper's row only
     out = pd.DataFrame(cols)
     out.columns = pd.MultiIndex.from_tuples(out.columns)
     mask = pd.DataFrame({c: best.get(c, [False] * len(out)) for c in out.columns})
@@ -95,7 +95,7 @@ def run_rows(study: Study, artifact: str = "table1", train_missing: bool = True,
         runs = study.runs_for(artifact)
     else:
         runs = [study.find_row(ds, fam, r, seed) for ds in (datasets or study.train_datasets)
-                for fam in study.families for r in rows for seed in study.seeds]
+                for fam in study.families for r in rows if study.supports(r, ds, fam) for seed in study.seeds]
     out = []
     for run in runs:
         if run.backbone:
@@ -185,7 +185,40 @@ def with_paper(df: pd.DataFrame, study: Study, table: str) -> pd.DataFrame:
                                 for p, a, me in keys]
     else:
         raise ValueError(f"unknown table {table!r}; one of table1, table2, table3, table4")
+    if table in ("table1", "table2") and len(df):
+        df = _with_paper_only_rows(df, study, table)
     return df
+
+
+#: Tables I-II's rows in the paper's order (the readings of ours after it).
+PAPER_ORDER = ("baseline", "csgcnn", "decoup", "cw", "iccnn", "icnn", "ours_nosync", "ours", "ours_mean", "ours_cells")
+
+
+def _with_paper_only_rows(df: pd.DataFrame, study: Study, table: str) -> pd.DataFrame:
+    """Rows for the paper's methods the study does not measure on a data set and arch (Decoup
+    anywhere; CW where the data set has no part masks for its concept images), with the
+    paper's values beside an empty "ours", each in the paper's place."""
+    metrics = list(METRICS) if table == "table1" else ["accuracy"]
+    extra = []
+    for (ds, arch), g in df.groupby(["dataset", "arch"], sort=False):
+        pds = study.datasets[ds].spec.get("paper_dataset", ds)
+        for m in PAPER_ORDER:
+            if m in set(g["method"]):  # measured here (a reading of ours counts under its own row)
+                continue
+            if m in ("ours_mean", "ours_cells"):  # the paper has one row for ours
+                continue
+            vals = ({k: TABLE1.get((pds, arch, m), {}).get(k) for k in METRICS} if table == "table1"
+                    else {"accuracy": TABLE2.get((pds, arch, m))})
+            if any(v is not None for v in vals.values()):
+                extra.append({"dataset": ds, "arch": arch, "method": m, **{k: float("nan") for k in metrics},
+                              **{f"paper_{k}": v for k, v in vals.items()}})
+    if not extra:
+        return df
+    out = pd.concat([df, pd.DataFrame(extra)], ignore_index=True)
+    place = {m: i for i, m in enumerate(PAPER_ORDER)}
+    first = {k: i for i, k in enumerate(dict.fromkeys(zip(df["dataset"], df["arch"])))}
+    key = [(first[(d, a)], place.get(m, len(place))) for d, a, m in zip(out["dataset"], out["arch"], out["method"])]
+    return out.iloc[sorted(range(len(out)), key=key.__getitem__)].reset_index(drop=True)
 
 
 def gain(df: pd.DataFrame, metric: str, arch: str, dataset: str | None = None,

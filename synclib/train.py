@@ -2,9 +2,10 @@
 
 The paper's schedule: SGD (lr 0.01, momentum 0.9, weight decay 5e-4), the learning rate
 ×0.1 at 50, 75 and 90 % of the epochs. bf16 autocast on CUDA, fp32 on the CPU; channels_last
-on both (a third faster on this project's CPU). The test split is scored after the last epoch. A checkpoint is written atomically after every epoch; a run that is killed resumes
-from it and ends with the same weights as one that never stopped: each epoch's shuffling and
-flips come from a generator seeded by (seed, epoch), so no random state has to survive.
+on both (a third faster on this project's CPU). The test split is scored after the last epoch.
+A checkpoint is written atomically after every epoch; a run that is killed resumes from it and
+ends with the same weights as one that never stopped: each epoch's shuffling and flips come
+from a generator seeded by (seed, epoch), so no random state has to survive.
 
 RUN_DIR/ config.json, checkpoint.pt (latest epoch), model.pt (final weights), history.json
 """

@@ -24,7 +24,8 @@ FULL_WIDTH = 7.2  # inches: the book's text column at DPI
 DPI = 100
 
 METHOD_COLOURS = {"baseline": "#7f7f7f", "ours_nosync": "#1f77b4", "ours": "#d62728", "ours_mean": "#ff7f0e",
-                  "ours_cells": "#9467bd"}
+                  "ours_cells": "#9467bd", "csgcnn": "#2ca02c", "decoup": "#8c564b", "cw": "#e377c2",
+                  "iccnn": "#17becf", "icnn": "#bcbd22"}
 
 
 def theme() -> None:

@@ -149,3 +149,27 @@ def test_tables_lay_ours_beside_the_paper_and_bold_each_columns_best():
     # Interp: ours row 1 (0.6) and the lone row 3; paper: rows 1 and 2 (a tie); Stability: ours row 1 and row 3
     assert bold == [(1, 2), (1, 3), (1, 4), (1, 5), (2, 3), (2, 5), (3, 2), (3, 4)]
     assert "<th" not in st.to_html().split("<tbody>")[1].split("</tr>")[0]  # no index column
+
+
+def test_a_method_the_study_does_not_run_shows_the_papers_values_in_the_papers_place():
+    """Decoup (no code, no full text) is in no profile, and a method may not run on a data set
+    (CW without masks): Tables I-II still show every published row, with an empty "ours",
+    where the paper puts it."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from synclib.paper_values import TABLE2
+    from synclib.tables import side_by_side, with_paper
+
+    study = SimpleNamespace(datasets={"partworld": SimpleNamespace(spec={"paper_dataset": "voc_part"})},
+                            methods=["baseline", "csgcnn", "cw", "iccnn", "icnn", "ours_nosync", "ours"],
+                            row_spec=lambda m: (m, ()))
+    df = pd.DataFrame({"dataset": ["partworld"] * 3, "arch": ["vgg16"] * 3, "method": ["baseline", "cw", "ours"],
+                       "accuracy": [0.9, 0.8, 0.91], "n_seeds": [3, 3, 3]})
+    out = with_paper(df, study, "table2")
+    assert list(out["method"]) == ["baseline", "csgcnn", "decoup", "cw", "iccnn", "icnn", "ours_nosync", "ours"]
+    assert out.loc[2, "paper_accuracy"] == TABLE2[("voc_part", "vgg16", "decoup")] and out["accuracy"].isna()[2]
+    assert out.loc[3, "accuracy"] == 0.8  # measured rows keep their values
+    shown = side_by_side(out, ["accuracy"], percent=True).data
+    assert list(shown.iloc[2]) == ["partworld, VGG16", "Decoup", "–", "91.43", "–"]

@@ -167,3 +167,68 @@ def test_a_map_shaped_like_its_template_is_pushed_towards_it():
     c = ratio[mask != 0]
     assert (c > 0).all() and torch.allclose(c, c[0].expand_as(c))  # exactly proportional to −mask
     assert c[0].item() == pytest.approx(1e-5 * (0.5 / 0.5) * 0.1)  # s normalized to 1, divided by 10 · epoch
+
+
+# --- Concept Whitening ------------------------------------------------------------------
+
+
+def test_whitened_batch_has_identity_covariance_with_the_codes_ten_iterations():
+    from synclib.methods.cw import ConceptWhitening
+
+    g = torch.Generator().manual_seed(0)
+    mix = torch.linalg.qr(torch.randn(8, 8, generator=g))[0] @ torch.diag(torch.linspace(0.5, 2.0, 8))
+    x = (mix @ torch.randn(8, 64 * 25, generator=g)).view(8, 64, 5, 5).transpose(0, 1)  # (B, C, H, W), correlated
+    cw = ConceptWhitening(8).train()  # T = 10, their default
+    y = cw.whiten(x.double())
+    f = y.transpose(0, 1).reshape(8, -1)
+    cov = f @ f.t() / f.shape[1]
+    assert (cov - torch.eye(8, dtype=cov.dtype)).abs().max() < 1e-3  # (in float32, 3e-3 at this conditioning)
+    assert f.mean(1).abs().max() < 1e-6  # centred
+
+
+def test_rotation_stays_orthogonal_and_lowers_the_objective():
+    from synclib.methods.cw import ConceptWhitening, cayley_step
+
+    g = torch.Generator().manual_seed(1)
+    grad = torch.randn(6, 6, generator=g)
+    r = torch.linalg.qr(torch.randn(6, 6, generator=g))[0]
+    r2 = cayley_step(grad, r)
+    assert (r2 @ r2.t() - torch.eye(6)).abs().max() < 1e-5
+    assert (grad * r2).sum() < (grad * r).sum()  # F(R) = Σ G ∘ R decreases
+    cw = ConceptWhitening(6)
+    cw.sum_g.copy_(grad)
+    cw.counter.fill_(1.0)
+    cw.update_rotation()
+    rot = cw.running_rot
+    assert (rot @ rot.t() - torch.eye(6)).abs().max() < 1e-5 and cw.counter.max().item() == pytest.approx(1e-3)
+
+
+def test_concept_rows_collect_the_features_at_the_rotated_maxima():
+    """Concept 1 in flight: row 1 of G becomes −momentum × the whitened features at the
+    positions where each rotated channel peaks in its 3 × 3 window (R = I: the same channel)."""
+    from synclib.methods.cw import ConceptWhitening
+
+    cw = ConceptWhitening(2).eval()  # eval: running mean 0 and whitening matrix I, so xn = x
+    x = torch.ones(1, 2, 3, 3)
+    x[0, 0, 1, 1] = 4.0  # channel 0 peaks at the centre
+    x[0, 1] = -1.0
+    x[0, 1, 0, 2] = 2.0  # channel 1 peaks at a corner
+    cw.mode = 1
+    cw(x)
+    torch.testing.assert_close(cw.sum_g[1], torch.tensor([-0.05 * 4.0, -0.05 * 2.0]))
+    assert cw.sum_g[0].abs().sum() == 0 and cw.counter[1].item() == pytest.approx(1.001)
+
+
+def test_cw_replaces_the_interpretable_convs_batch_norm():
+    from synclib.methods import get_method
+    from synclib.methods.cw import ConceptWhitening
+    from synclib.models import build_model
+
+    for arch in ("vgg16_bn", "vgg16", "resnet18"):
+        m = get_method("cw", arch).prepare(build_model(arch, 3, 0.125), None)
+        kinds = [type(x).__name__ for x in m.modules()]
+        assert kinds.count("ConceptWhitening") == 1, arch
+        out = m.eval()(torch.rand(2, 3, 64, 64))
+        assert out.a.shape[1] == m.n_filters and torch.isfinite(out.logits).all()
+    m = get_method("cw", "resnet18").prepare(build_model("resnet18", 3, 0.125), None)
+    assert isinstance(m.layer4[-1].bn2, ConceptWhitening)

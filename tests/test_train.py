@@ -53,12 +53,13 @@ class Killed(Exception):
 
 
 @pytest.mark.parametrize("method, arch", [("ours", "resnet18"), ("csgcnn", "resnet18"), ("iccnn", "vgg16"),
-                                          ("icnn", "vgg16")])
+                                          ("icnn", "vgg16"), ("cw", "resnet18")])
 def test_resume_equals_uninterrupted(tiny_world, tmp_path, method, arch):
     """Killed after epoch 1 and resumed, a run ends with the weights and the method state
     (CSGCNN's gates, icCNN's groups and running mean map, ICNN's τ and class magnitudes) of
     an uninterrupted one; for CSGCNN epoch 3 is a gated one."""
-    cfg = TrainConfig(method=method, arch=arch, width=0.125, epochs=3, batch_size=16)
+    extra = {"every": 2} if method == "cw" else {}  # CW's concept rotation every 2 steps instead of 30
+    cfg = TrainConfig(method=method, arch=arch, width=0.125, epochs=3, batch_size=16, method_params=extra)
     fit(cfg, tiny_world, tmp_path / "straight", progress=False)
 
     def kill_after_first(epoch, record):
@@ -75,7 +76,8 @@ def test_resume_equals_uninterrupted(tiny_world, tmp_path, method, arch):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
     assert [r["epoch"] for r in h["epochs"]] == [1, 2, 3]
     hist = json.loads((tmp_path / "resumed/history.json").read_text())
-    terms = {"ours": {"lac", "sync"}, "csgcnn": {"gate"}, "iccnn": {"cluster", "multiclass"}, "icnn": {"filter"}}[method]
+    terms = {"ours": {"lac", "sync"}, "csgcnn": {"gate"}, "iccnn": {"cluster", "multiclass"}, "icnn": {"filter"},
+             "cw": set()}[method]
     assert {"ce", "train_acc"} | terms <= set(hist["epochs"][0]) and "test_acc" in hist["epochs"][-1]
     assert hist["test_acc"] == hist["epochs"][-1]["test_acc"]
     assert all(math.isfinite(r["loss"]) for r in hist["epochs"])
@@ -85,6 +87,10 @@ def test_resume_equals_uninterrupted(tiny_world, tmp_path, method, arch):
         assert [r["gate"] > 0 for r in hist["epochs"]] == [False, False, True]  # epoch 3 took the gated path
         g = model.pre_head.gate
         assert g.min() >= 0 and torch.allclose(g.max(1).values, torch.ones(g.shape[0]))  # rescaled, clamped
+    if method == "cw":  # 9 steps, the rotation updated 4 times: turned, and still orthogonal
+        rot = model.layer4[-1].bn2.running_rot
+        assert torch.allclose(rot @ rot.t(), torch.eye(rot.shape[0]), atol=1e-5)
+        assert not torch.allclose(rot, torch.eye(rot.shape[0]), atol=1e-3)
 
 
 def test_lr_schedule_drops_at_50_75_90_percent(tiny_world, tmp_path):

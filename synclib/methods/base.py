@@ -64,6 +64,13 @@ class Method:
 
     name: ClassVar[str] = "method"
     defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: The paper's data sets the method is compared on (None: all); a study leaves it out of
+    #: the others, as the paper does (ICNN: VOC Part and ILSVRC Part only).
+    paper_datasets: ClassVar[tuple[str, ...] | None] = None
+    #: Whether the paper's analyses beyond Tables I-II (pruning, landscapes, modules) show it.
+    in_analyses: ClassVar[bool] = False
+    #: Whether it needs the data set's part masks to train (CW's concept images).
+    needs_masks: ClassVar[bool] = False
 
     def __init__(self, arch: str, **params):
         if self.defaults and arch_family(arch) not in self.defaults:

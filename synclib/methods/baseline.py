@@ -13,4 +13,5 @@ from .base import Method, register
 class Baseline(Method):
     """The backbone trained with cross-entropy alone."""
 
+    in_analyses = True  # Figures 9-10 and Tables III-IV show it
     name = "baseline"

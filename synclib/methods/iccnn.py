@@ -132,6 +132,7 @@ class ICState(nn.Module):
 class ICCNN(Method):
     """Spectral groups of filters and the losses that make them cohere (see the module's docstring)."""
 
+    in_analyses = True  # Figures 9-10 and Tables III-IV show it
     name = "iccnn"
     _p = {"lambda1": 0.1, "lambda2": 0.1, "groups": 16, "every": 2, "stop": 200 / 3000, "decay": 0.95}
     defaults = {"vgg16": dict(_p), "resnet18": dict(_p)}

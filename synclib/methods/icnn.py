@@ -172,6 +172,7 @@ class ICNN(Method):
     """Templates on the interpretable layer and the code's gradient edits as a loss."""
 
     name = "icnn"
+    paper_datasets = ("voc_part", "ilsvrc_part")  # its MATLAB code has no multi-category CUB or ImageNet setting
     defaults = {"vgg16": {"tau0": 2.0, "beta": 3.0, "mag": 0.1, "tau_rate": 0.1}}
 
     def prepare(self, model: nn.Module, data) -> nn.Module:

@@ -14,6 +14,7 @@ class OursNoSync(Method):
     """Cross-entropy + λ1 · local activation consistency (Eq. 3–5)."""
 
     name = "ours_nosync"
+    in_analyses = True
     defaults = {"vgg16": {"lambda1": 0.2}, "resnet18": {"lambda1": 0.1}}
 
     def extra_losses(self, out: ModelOutput, labels: torch.Tensor, model) -> dict[str, torch.Tensor]:
@@ -31,6 +32,7 @@ class Ours(Method):
     """
 
     name = "ours"
+    in_analyses = True
     defaults = {
         "vgg16": {"lambda1": 0.2, "lambda2": 0.1, "eps": 0.03, "reduction": "sum", "units": "normalized"},
         "resnet18": {"lambda1": 0.1, "lambda2": 0.05, "eps": 0.03, "reduction": "sum", "units": "normalized"},
