@@ -219,7 +219,7 @@ def test_concept_rows_collect_the_features_at_the_rotated_maxima():
     assert cw.sum_g[0].abs().sum() == 0 and cw.counter[1].item() == pytest.approx(1.001)
 
 
-def test_cw_replaces_the_interpretable_convs_batch_norm():
+def test_cw_replaces_the_batch_norm_before_the_interpretable_layer():
     from synclib.methods import get_method
     from synclib.methods.cw import ConceptWhitening
     from synclib.models import build_model
@@ -231,4 +231,8 @@ def test_cw_replaces_the_interpretable_convs_batch_norm():
         out = m.eval()(torch.rand(2, 3, 64, 64))
         assert out.a.shape[1] == m.n_filters and torch.isfinite(out.logits).all()
     m = get_method("cw", "resnet18").prepare(build_model("resnet18", 3, 0.125), None)
-    assert isinstance(m.layer4[-1].bn2, ConceptWhitening)
+    assert isinstance(m.layer4[-1].bn1, ConceptWhitening)
+    m = get_method("cw", "vgg16_bn").prepare(build_model("vgg16_bn", 3, 0.125), None)
+    convs = [i for i, x in enumerate(m.features) if isinstance(x, torch.nn.Conv2d)]
+    assert isinstance(m.features[convs[-2] + 1], ConceptWhitening)  # after conv5_2, before its ReLU
+    assert isinstance(m.features[convs[-1] + 1], torch.nn.BatchNorm2d)  # conv5_3 keeps its batch norm

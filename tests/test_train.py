@@ -88,7 +88,7 @@ def test_resume_equals_uninterrupted(tiny_world, tmp_path, method, arch):
         g = model.pre_head.gate
         assert g.min() >= 0 and torch.allclose(g.max(1).values, torch.ones(g.shape[0]))  # rescaled, clamped
     if method == "cw":  # 9 steps, the rotation updated 4 times: turned, and still orthogonal
-        rot = model.layer4[-1].bn2.running_rot
+        rot = model.layer4[-1].bn1.running_rot
         assert torch.allclose(rot @ rot.t(), torch.eye(rot.shape[0]), atol=1e-5)
         assert not torch.allclose(rot, torch.eye(rot.shape[0]), atol=1e-3)
 

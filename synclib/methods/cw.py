@@ -20,11 +20,11 @@ Read from the authors' code (github.com/zhiCHEN96/ConceptWhitening:
   part's bounding box (from its mask) and resized to the input size: the "extra concept data"
   of the paper's Table II.
 
-Where the layer goes: it replaces the batch norm of the interpretable layer's conv (VGG16-BN:
-the batch norm after conv5_3; ResNet18: layer4's last block's bn2, before the residual sum),
-so the whitened, rotated axes are the maps the metrics read. On VGG16 without batch norm it
-is inserted between conv5_3 and its ReLU. Their code whitens one chosen block's bn1 of a
-ResNet; on a map smaller than 3 × 3 the pooling window shrinks to the map.
+Where the layer goes: it replaces the batch norm before the interpretable layer, the one after
+the conv that feeds it (VGG16-BN: after conv5_2; ResNet18: layer4's last block's bn1, the kind
+of layer their code whitens), so the interpretable conv and its batch norm follow the whitened,
+rotated axes, as in their networks. On VGG16 without batch norm it is inserted between conv5_2
+and its ReLU. On a map smaller than 3 × 3 the pooling window shrinks to the map.
 """
 
 from __future__ import annotations
@@ -153,21 +153,23 @@ def concept_batch(dataset, boxes: list, n: int, generator: torch.Generator) -> t
 
 
 def _insert(model: nn.Module, layer: nn.Module) -> None:
-    """Put the CW layer in place of the interpretable conv's batch norm (or after the conv)."""
+    """Put the CW layer in place of the batch norm before the interpretable layer: the one
+    after the conv that feeds it (VGG16-BN: after conv5_2; ResNet18: layer4's last block's
+    bn1, where their code whitens a block), or, without batch norm, after that conv."""
     if hasattr(model, "layer4"):
-        model.layer4[-1].bn2 = layer
+        model.layer4[-1].bn1 = layer
         return
     feats = model.features
-    last = [i for i, m in enumerate(feats) if isinstance(m, nn.Conv2d)][-1]
-    if isinstance(feats[last + 1], nn.BatchNorm2d):
-        feats[last + 1] = layer
-    else:  # VGG16 without batch norm: between conv5_3 and its ReLU
-        feats[last + 1] = nn.Sequential(layer, feats[last + 1])
+    prev = [i for i, m in enumerate(feats) if isinstance(m, nn.Conv2d)][-2]
+    if isinstance(feats[prev + 1], nn.BatchNorm2d):
+        feats[prev + 1] = layer
+    else:  # VGG16 without batch norm: between conv5_2 and its ReLU
+        feats[prev + 1] = nn.Sequential(layer, feats[prev + 1])
 
 
 @register
 class CW(Method):
-    """Concept whitening on the interpretable layer, concepts from the data set's part masks."""
+    """Concept whitening before the interpretable layer, concepts from the data set's part masks."""
 
     name = "cw"
     needs_masks = True  # its concept images are cut out by the part masks
