@@ -301,11 +301,9 @@ class Study:
     def readings_of(self, method: str, readings=None) -> list[str]:
         """The rows of `method` under each reading it takes (`ours`, `ours_mean`, ...)."""
         from .methods import METHODS, get_method
-        from .models import arch_family
 
         archs = [self.profile["archs"][f]["arch"] for f in self.families]
-        known = METHODS[method].defaults if method in METHODS else {}
-        arch = next((a for a in archs if not known or arch_family(a) in known), archs[0])  # ICNN: VGG16's
+        arch = next((a for a in archs if method not in METHODS or METHODS[method].takes_arch(a)), archs[0])  # ICNN: VGG16's
         params = get_method(method, arch).params
         out = []
         for name in readings or self.readings:
@@ -341,10 +339,9 @@ class Study:
         """Whether the paper compares `row`'s method on this data set with this architecture
         (ICNN: VGG16 only, VOC Part and ILSVRC Part only); a study plans no other run."""
         from .methods import METHODS
-        from .models import arch_family
 
         cls = METHODS[self.row_spec(row)[0]]
-        if cls.defaults and arch_family(self.profile["archs"][family]["arch"]) not in cls.defaults:
+        if not cls.takes_arch(self.profile["archs"][family]["arch"]):
             return False
         if cls.needs_masks and not (self.datasets[dataset].manifest or {}).get("has_masks"):
             return False

@@ -236,3 +236,14 @@ def test_cw_replaces_the_batch_norm_before_the_interpretable_layer():
     convs = [i for i, x in enumerate(m.features) if isinstance(x, torch.nn.Conv2d)]
     assert isinstance(m.features[convs[-2] + 1], ConceptWhitening)  # after conv5_2, before its ReLU
     assert isinstance(m.features[convs[-1] + 1], torch.nn.BatchNorm2d)  # conv5_3 keeps its batch norm
+
+
+def test_cw_refuses_more_parts_than_channels_naming_the_data_set():
+    from types import SimpleNamespace
+
+    from synclib.methods import get_method
+    from synclib.models import build_model
+
+    data = SimpleNamespace(dataset=SimpleNamespace(parts=[f"p{i}" for i in range(80)], root="/data/many-parts"))
+    with pytest.raises(ValueError, match=r"/data/many-parts has 80 parts, more than the 64 channels.*--width"):
+        get_method("cw", "vgg16_bn").prepare(build_model("vgg16_bn", 3, 0.125), data)

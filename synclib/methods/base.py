@@ -72,8 +72,14 @@ class Method:
     #: Whether it needs the data set's part masks to train (CW's concept images).
     needs_masks: ClassVar[bool] = False
 
+    @classmethod
+    def takes_arch(cls, arch: str) -> bool:
+        """Whether the method is defined for `arch` (ICNN: VGG16 only); a method without
+        per-arch defaults takes every arch."""
+        return not cls.defaults or arch_family(arch) in cls.defaults
+
     def __init__(self, arch: str, **params):
-        if self.defaults and arch_family(arch) not in self.defaults:
+        if not self.takes_arch(arch):
             raise ValueError(f"method {self.name!r} is defined for {sorted(self.defaults)} only, not {arch!r} "
                              "(as in the paper that compares it)")
         base = dict(self.defaults.get(arch_family(arch), {}))

@@ -183,8 +183,9 @@ class CW(Method):
         if data is not None:
             n_parts = len(data.dataset.parts)
             if n_parts > model.n_filters:
-                raise ValueError(f"CW aligns one axis per part: {n_parts} parts need at least as many filters "
-                                 f"as the interpretable layer's {model.n_filters}")
+                raise ValueError(f"CW aligns one axis per part: {data.dataset.root} has {n_parts} parts, more than "
+                                 f"the {model.n_filters} channels of the layer it whitens; train a wider network "
+                                 "(--width) or a data set with fewer parts")
         return model
 
     def after_step(self, model: nn.Module, step: int) -> None:

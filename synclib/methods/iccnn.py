@@ -149,14 +149,12 @@ class ICCNN(Method):
         p = self.params
         if epoch % p["every"] or (epoch > 0 and epoch >= p["stop"] * data.epochs):
             return
+        from ..probe import activations
+
         was = model.training
-        model.eval()
-        maps = []
-        for s in range(0, len(data.dataset), 64):
-            x = torch.stack([data.dataset[i]["image"] for i in range(s, min(s + 64, len(data.dataset)))])
-            maps.append(model(x.to(data.device)).a.float().flatten(2).cpu())
+        maps = activations(model, data.dataset, device=data.device).a.flatten(2)  # (I, N, H·W), eval mode
         model.train(was)
-        groups = spectral_groups(filter_correlation(torch.cat(maps)), self._groups(model))
+        groups = spectral_groups(filter_correlation(maps), self._groups(model))
         model.iccnn.group.copy_(groups.to(model.iccnn.group.device))
 
     def extra_losses(self, out, labels, model) -> dict[str, torch.Tensor]:
