@@ -8,7 +8,6 @@ normalized image coordinates (row, col) ∈ (0, 1)² (see ../shared/SPEC.md, "Co
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 __all__ = ["cell_centres", "focus", "lac_loss", "lac_loss_at", "sync_loss", "pairwise_dist", "REDUCTIONS", "UNITS"]
 
@@ -105,9 +104,65 @@ def sync_loss(a: torch.Tensor, eps: float = 0.03, reduction: str = "sum", units:
     if units == "cells":
         h, w = a.shape[-2:]
         xbar = xbar * torch.tensor([h, w], device=xbar.device, dtype=xbar.dtype)
-    d = pairwise_dist(xbar, xbar)  # (B, N, N)
-    nb = (d.detach() <= eps).to(d.dtype)  # (B, N, N), diagonal always 1
-    p = nb / nb.sum(-1, keepdim=True)  # (B, N, N)
-    logq = F.log_softmax(-d, dim=-1)  # (B, N, N)
-    per_filter = -(p * logq).sum(-1)  # (B, N)
+    per_filter = _SyncPerFilter.apply(xbar, float(eps))  # (B, N)
     return (per_filter.sum(-1) if reduction == "sum" else per_filter.mean(-1)).mean()
+
+
+def _differences(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Row and column differences x_i - x_j between the points x (B, N, 2), and their distances,
+    each (B, N, N): the distances as `pairwise_dist(x, x)` computes them, to the bit."""
+    dr = x[..., :, None, 0] - x[..., None, :, 0]
+    dc = x[..., :, None, 1] - x[..., None, :, 1]
+    return dr, dc, torch.sqrt(dr * dr + dc * dc)
+
+
+def _chunks(b: int, n: int, device: torch.device) -> int:
+    """How many samples one pass of `_SyncPerFilter` takes: all on a GPU (fewest kernels), on the
+    CPU as many as keep each (n, n) intermediate within about 1 MiB, so passes stay in cache."""
+    return b if device.type != "cpu" else max(1, min(b, (1 << 18) // max(1, n * n)))
+
+
+class _SyncPerFilter(torch.autograd.Function):
+    """Per-filter L_sync, `Σ_{j∈Nb(i)} -p(j|i) log q(j|i)` for every sample and filter i: (B, N),
+    from the focus points x (B, N, 2), with its gradient written out.
+
+    With Σ_j p(j|i) = 1, the term is `Σ_j p(j|i) d_ij + log Σ_k exp(-d_ik)`; its derivative in
+    d_ij is `p(j|i) - q(j|i)` (p is a hard choice: constant), and d_ij moves with both x̄_i and
+    x̄_j, so `∂/∂x̄_i = Σ_j W_ij (x̄_i - x̄_j)` (summed as written: `x̄_i Σ_j W_ij - W x̄`
+    cancels, 5× less accurate in float32) with `W_ij = (G_ij + G_ji) / d_ij` (0 where two
+    points coincide, the subgradient `pairwise_dist` takes), G the incoming gradient times
+    (p - q). The same values as autograd through the formula (tested), in a handful of passes
+    over the (B, N, N) distances instead of some forty, and without keeping them for the
+    backward pass: they are recomputed from x.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, eps: float) -> torch.Tensor:
+        b, n, _ = x.shape
+        step = _chunks(b, n, x.device)
+        out, lses, counts = [], [], []
+        for xs in x.split(step):
+            d = _differences(xs)[2]
+            nb = d <= eps  # the diagonal always in
+            count = nb.sum(-1).to(x.dtype)
+            lse = torch.logsumexp(-d, dim=-1)
+            out.append(torch.where(nb, d, 0.0).sum(-1) / count + lse)
+            lses.append(lse)
+            counts.append(count)
+        ctx.save_for_backward(x, torch.cat(lses), torch.cat(counts))
+        ctx.eps = eps
+        return torch.cat(out)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        x, lse, count = ctx.saved_tensors
+        b, n, _ = x.shape
+        step = _chunks(b, n, x.device)
+        grads = []
+        for xs, ls, cs, gs in zip(x.split(step), lse.split(step), count.split(step), g.split(step)):
+            dr, dc, d = _differences(xs)
+            p = torch.where(d <= ctx.eps, 1.0 / cs[..., None], 0.0)
+            big_g = gs[..., None] * (p - torch.exp(-d - ls[..., None]))  # ∂L/∂d_ij
+            w = torch.where(d > 0, (big_g + big_g.mT) / torch.where(d > 0, d, 1.0), 0.0)
+            grads.append(torch.stack([(w * dr).sum(-1), (w * dc).sum(-1)], dim=-1))
+        return torch.cat(grads), None
