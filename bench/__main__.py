@@ -11,7 +11,10 @@ For VGG16 and ResNet18 (full width, and the quick profile's narrow widths) at 11
   beside it where it takes seconds, not minutes.
 - training step with and without the losses: `ours` (L_ce + λ1 L_lac + λ2 L_sync) against
   `baseline` (L_ce), a full SGD step at the paper's batch sizes (32 for VGG16, 64 for
-  ResNet18); bf16 autocast on a GPU, fp32 on the CPU.
+  ResNet18); bf16 autocast on a GPU, fp32 on the CPU. The two steps take turns, so a drift
+  in the machine's speed falls on both; the two losses' forward and backward passes are also
+  timed alone, on maps of the layer's shape, as a share of the baseline's step: the same
+  overhead without the noise of a difference between two whole steps.
 
 Writes bench/results/<machine>.json (committed: the book's Performance page shows every
 machine's figures). Runs from the source tree with whatever torch is installed
@@ -29,6 +32,7 @@ import os
 import platform
 import statistics
 import time
+import types
 from pathlib import Path
 
 import torch
@@ -66,6 +70,23 @@ def timed(fn, device: torch.device, repeats: int, warmup: int = 1) -> float:
         _sync(device)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def timed_interleaved(fns: dict, device: torch.device, repeats: int, warmup: int = 1) -> dict:
+    """Median wall time of each fn() over `repeats` rounds, the fns taking turns within a
+    round, so a drift in the machine's speed (another process, the clock) falls on all alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    _sync(device)
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def part_masks(b: int, k: int, size: int, seed: int = 0) -> torch.Tensor:
@@ -178,6 +199,21 @@ def _compiled_losses(method):
     return losses
 
 
+def _losses_alone(arch, width, size, batch, device):
+    """L_lac and L_sync, forward and backward, on maps of the interpretable layer's shape: the
+    part of ours' step that the baseline's lacks, timed without the noise of two whole steps."""
+    method = get_method("ours", arch)
+    with torch.no_grad():
+        shape = build_model(arch, 6, width).eval()(torch.zeros(1, 3, size, size)).a.shape[1:]
+    a = torch.randn(batch, *shape, device=device, requires_grad=True)
+    out = types.SimpleNamespace(a=a)
+
+    def losses():
+        sum(method.extra_losses(out, None, None).values()).backward()
+
+    return losses
+
+
 def bench_train(device: torch.device, quick: bool, compiled: bool = False) -> list[dict]:
     rows = []
     for arch, width, size, label in CONFIGS[:4]:
@@ -186,7 +222,7 @@ def bench_train(device: torch.device, quick: bool, compiled: bool = False) -> li
         batch = 64 if arch.startswith("resnet") else 32
         x = torch.rand(batch, 3, size, size, device=device)
         y = torch.randint(0, 6, (batch,), device=device)
-        times = {}
+        steps = {}
         for name in ("baseline", "ours") + (("ours_compiled",) if compiled else ()):
             torch.manual_seed(0)
             method = get_method(name.removesuffix("_compiled"), arch)
@@ -195,18 +231,21 @@ def bench_train(device: torch.device, quick: bool, compiled: bool = False) -> li
             model = method.prepare(build_model(arch, 6, width), None).to(device).train()
             if device.type == "cuda":
                 model = model.to(memory_format=torch.channels_last)
-            step = _train_step(method, model, x, y, device)
-            reps = 20 if device.type == "cuda" else (2 if size == 224 else 3)
-            times[name] = timed(step, device, reps, warmup=3 if device.type == "cuda" else 1)
+            steps[name] = _train_step(method, model, x, y, device)
+        reps = 20 if device.type == "cuda" else (3 if size == 224 else 5)
+        times = timed_interleaved(steps, device, reps, warmup=3 if device.type == "cuda" else 1)
         over = (times["ours"] - times["baseline"]) / times["baseline"]
+        losses = timed(_losses_alone(arch, width, size, batch, device), device, reps)
         rows.append({"config": label, "arch": arch, "size": size, "batch": batch, "baseline_step_s": times["baseline"],
                      "ours_step_s": times["ours"], "loss_overhead": over,
+                     "losses_alone_s": losses, "losses_alone_over_step": losses / times["baseline"],
                      "images_per_s_baseline": batch / times["baseline"]})
         if compiled:
             rows[-1].update(ours_compiled_step_s=times["ours_compiled"],
                             compiled_loss_overhead=(times["ours_compiled"] - times["baseline"]) / times["baseline"])
         print(f"train  {label:34s} batch {batch}  baseline {times['baseline']:.4f} s  ours {times['ours']:.4f} s  "
-              f"overhead {100 * over:+.1f} %", flush=True)
+              f"overhead {100 * over:+.1f} %  (the losses alone: {100 * losses / times['baseline']:.1f} % of a step)",
+              flush=True)
         if compiled:
             print(f"       {label}: ours with compiled losses {times['ours_compiled']:.4f} s  overhead "
                   f"{100 * rows[-1]['compiled_loss_overhead']:+.1f} %", flush=True)
