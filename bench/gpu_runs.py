@@ -1,43 +1,77 @@
 """A few of the gpu profile's training runs, timed, on whatever device is there (no book):
-`PYTHONPATH=. python -m bench.gpu_runs --out DIR`. Plans configs/gpu.yaml (generating its
-PartWorld), trains the VGG16 and ResNet18 backbones and one `ours` fine-tune of each, and
-writes their wall times and accuracies to DIR/gpu_runs.json."""
+`PYTHONPATH=. python -m bench.gpu_runs --out DIR [--methods ...] [--jobs N]`. Plans
+configs/gpu.yaml (generating its PartWorld), trains the VGG16 and ResNet18 backbones and a
+seed-0 fine-tune of each method named (default: ours), and writes their times and accuracies
+to DIR/<machine>-gpu-runs.json. `--jobs 1` trains them one after another in this process;
+`--jobs N` runs them as `synclib reproduce --jobs N` does (N processes at once, each
+fine-tune once its backbone is done) and records the wall time of the whole batch too."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
+from synclib.executors import LocalExecutor
 from synclib.store import RunStore, train_job
 from synclib.study import Study
 
 
+def _row(store: RunStore, run, seconds: float | None = None) -> dict:
+    hist = json.loads((store.path(run.hash) / "history.json").read_text())
+    epochs = [round(e["seconds"], 2) for e in hist["epochs"]]
+    return {"run": run.label, "epochs": len(epochs), "seconds": seconds if seconds is not None else sum(epochs),
+            "epoch_seconds": epochs, "test_acc": hist.get("test_acc")}
+
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(prog="python -m bench.gpu_runs", description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=".")
     ap.add_argument("--families", nargs="*", default=["vgg16", "resnet18"])
+    ap.add_argument("--methods", nargs="*", default=["ours"])
+    ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--profile", default="gpu")
+    ap.add_argument("--name", default=None, help="the results file's name (default: the GPU's, else the CPU's)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     study = Study.plan(args.profile, progress=False)
     gen = time.perf_counter() - t0
     print(f"planned the {args.profile} profile, its PartWorld ready in {gen:.0f} s", flush=True)
-    store, rows = RunStore(), []
+    store, rows, runs = RunStore(), [], []
+    ds = study.main_dataset
     for fam in args.families:
-        ours = study.find("partworld", fam, "ours", 0)
-        for run in (study.run(ours.parent), ours):
+        for m in args.methods:
+            if not study.supports(m, ds, fam):
+                print(f"{m} is not run on {fam} in this profile: left out", flush=True)
+                continue
+            run = study.find(ds, fam, m, 0)
+            runs += [r for r in (study.run(run.parent), run) if r not in runs]
+    t1 = time.perf_counter()
+    if args.jobs == 1:
+        for run in runs:
             t = time.perf_counter()
             train_job(store.write_job(run, study.datasets[run.dataset].manifest), progress=False)
-            hist = json.loads((store.path(run.hash) / "history.json").read_text())
-            rows.append({"run": run.label, "epochs": len(hist["epochs"]), "seconds": time.perf_counter() - t,
-                         "epoch_seconds": [round(e["seconds"], 2) for e in hist["epochs"]],
-                         "test_acc": hist.get("test_acc")})
+            rows.append(_row(store, run, time.perf_counter() - t))
             print(rows[-1], flush=True)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "gpu_runs.json").write_text(json.dumps({"generate_s": gen, "runs": rows}, indent=2))
-    return 0
+        failed = []
+    else:
+        failed = LocalExecutor(args.jobs).run(study, runs, store)
+        rows = [_row(store, r) for r in runs if store.is_done(r.hash)]
+        for r in rows:
+            print(r, flush=True)
+    wall = time.perf_counter() - t1
+    print(f"{len(rows)} runs in {wall:.0f} s of wall time, {args.jobs} at a time; failed: {failed or 'none'}", flush=True)
+    import torch
+
+    name = args.name or (torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu-{os.cpu_count()}core")
+    out = Path(args.out) / f"{name.replace(' ', '-').lower()}-gpu-runs.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"profile": args.profile, "generate_s": gen, "jobs": args.jobs, "wall_s": wall,
+                               "failed": failed, "runs": rows}, indent=2))
+    print(f"wrote {out}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
