@@ -8,6 +8,7 @@ normalized image coordinates (row, col) ∈ (0, 1)² (see ../shared/SPEC.md, "Co
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 
 __all__ = ["cell_centres", "focus", "lac_loss", "lac_loss_at", "sync_loss", "pairwise_dist", "REDUCTIONS", "UNITS"]
 
@@ -100,6 +101,8 @@ def sync_loss(a: torch.Tensor, eps: float = 0.03, reduction: str = "sum", units:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, not {reduction!r}")
     if units not in UNITS:
         raise ValueError(f"units must be one of {UNITS}, not {units!r}")
+    if not eps >= 0:
+        raise ValueError(f"eps is a radius: it must be 0 or more, not {eps!r}")
     xbar = focus(a)  # (B, N, 2)
     if units == "cells":
         h, w = a.shape[-2:]
@@ -154,6 +157,7 @@ class _SyncPerFilter(torch.autograd.Function):
         return torch.cat(out)
 
     @staticmethod
+    @once_differentiable  # its gradient has no gradient of its own: say so rather than be wrong
     def backward(ctx, g: torch.Tensor):
         x, lse, count = ctx.saved_tensors
         b, n, _ = x.shape

@@ -108,6 +108,8 @@ def test_sync_loss_rejects_unknown_readings():
         sync_loss(a, reduction="avg")
     with pytest.raises(ValueError, match="units"):
         sync_loss(a, units="pixels")
+    with pytest.raises(ValueError, match="radius"):
+        sync_loss(a, eps=-0.1)
 
 
 def sync_loss_as_printed(a, eps=0.03, reduction="sum", units="normalized"):
@@ -186,3 +188,16 @@ def test_cuda_matches_cpu():
     a = torch.randn(2, 8, 7, 7)
     for loss in (lac_loss, sync_loss):
         torch.testing.assert_close(loss(a.cuda()).cpu(), loss(a), rtol=1e-4, atol=1e-5)
+
+
+def test_the_losses_trace_as_one_graph_for_torch_compile():
+    # `python -m bench --compile-losses` compiles L_lac + L_sync with fullgraph=True; the
+    # aot_eager backend traces them as inductor would (dynamo, then AOTAutograd), without codegen
+    a = torch.randn(2, 9, 5, 5, generator=torch.Generator().manual_seed(6))
+    f = lambda a: lac_loss(a) + sync_loss(a, eps=0.2)  # noqa: E731
+    a1, a2 = a.clone().requires_grad_(True), a.clone().requires_grad_(True)
+    traced = torch.compile(f, fullgraph=True, backend="aot_eager")(a1)
+    traced.backward()
+    f(a2).backward()
+    torch.testing.assert_close(traced, f(a2))
+    torch.testing.assert_close(a1.grad, a2.grad)
