@@ -175,13 +175,14 @@ def test_failing_notebook_is_reported_and_others_still_run(home, capsys):
     from synclib.reproduce import reproduce
 
     nb = json.loads((home / "notebooks/table2.ipynb").read_text())
-    nb["cells"].append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+    nb["cells"].append({"cell_type": "code", "id": "broken-on-purpose", "metadata": {}, "execution_count": None, "outputs": [],
                         "source": "raise RuntimeError('broken on purpose')"})
     (home / "notebooks/table2.ipynb").write_text(json.dumps(nb))
-    prof = (home / "configs/smoke.yaml").read_text()  # the smallest study: one arch, the baseline
-    prof = prof.replace("  resnet18: {arch: resnet18, width: 0.125, batch_size: 16}\n", "")
-    prof = prof.replace("methods: [baseline, ours_nosync, ours]", "methods: [baseline]").replace("profile: smoke", "profile: tiny")
-    (home / "configs/tiny.yaml").write_text(prof)
+    import yaml
+
+    prof = yaml.safe_load((home / "configs/smoke.yaml").read_text())  # the smallest study: one arch, the baseline
+    prof.update(profile="tiny", methods=["baseline"], readings=["printed"], archs={"vgg16": prof["archs"]["vgg16"]})
+    (home / "configs/tiny.yaml").write_text(yaml.safe_dump(prof))
     assert reproduce("tiny", only=["table1", "table2"], book=False) == 1
     out = capsys.readouterr()
     assert "table2: FAILED" in out.out and "FAILED: ['table2']" in out.err
