@@ -273,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(os.cpu_count() or 1)  # training steps on every core
     tr = bench_train(device, args.quick, args.compile_losses)
     name = args.name or (info.get("gpu") or f"cpu-{info['cores']}core").replace(" ", "-").lower()
+    if args.quick and not args.name:
+        name += "-quick"  # 112² only: never in place of the machine's full figures
     out = Path(args.out) / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {"machine": info, "quick": args.quick, "seconds": round(time.perf_counter() - t0, 1),
