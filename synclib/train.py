@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import hashlib
 import io
 import json
 import os
@@ -30,7 +29,7 @@ from tqdm import tqdm
 from .data import PartDataset, collate
 from .data.format import atomic_write_bytes, atomic_write_text, read_manifest, remove_temp_files
 from .files import CorruptFile, load_torch, read_json
-from .methods import get_method
+from .methods import TrainData, get_method
 from .models import build_model
 
 __all__ = ["TrainConfig", "TrainData", "fit", "load_run", "evaluate_accuracy", "pick_device", "lr_milestones"]
@@ -139,42 +138,6 @@ def evaluate_accuracy(model, dataset, batch_size: int = 64, device=None) -> floa
             logits = model(batch["image"].to(device)).logits
         correct += (logits.argmax(1).cpu() == batch["label"]).sum().item()
     return correct / len(dataset)
-
-
-@dataclass
-class TrainData:
-    """What a method's hooks get to see of the training: the training split, the run's seed,
-    the batch size, the device, and this process's rank among `world_size` (1 on one device).
-
-    A method that needs randomness draws it from `generator(...)`, seeded by the run's seed and
-    the numbers it passes (epoch, step): nothing random has to survive a resume.
-    """
-
-    dataset: PartDataset
-    seed: int
-    batch_size: int
-    device: torch.device
-    rank: int = 0
-    world_size: int = 1
-    epochs: int = 1  # the run's length, for schedules given as fractions of it (CSGCNN's warm-up)
-
-    def generator(self, *salt: int) -> torch.Generator:
-        digest = hashlib.sha256(repr((self.seed, *salt)).encode()).digest()
-        return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
-
-    def epoch_batches(self, epoch: int) -> tuple[list[list[int]], torch.Tensor]:
-        """This rank's batches of an epoch (lists of indices) and every image's flip (n,) bool.
-
-        One permutation and one coin per image, from a generator seeded by (seed, epoch); a
-        global batch of `batch_size` is split across ranks by stride.
-        """
-        n = len(self.dataset)
-        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        order = torch.randperm(n, generator=g)
-        flips = torch.rand(n, generator=g) < 0.5
-        batches = [order[s:s + self.batch_size][self.rank::self.world_size].tolist()
-                   for s in range(0, n, self.batch_size)]
-        return [b for b in batches if b], flips
 
 
 def fit(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | None = None,

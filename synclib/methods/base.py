@@ -25,18 +25,54 @@ recorded in the run's config.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+import hashlib
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..data import PartDataset
 from ..models import ModelOutput, arch_family
 
-if TYPE_CHECKING:
-    from ..train import TrainData
+__all__ = ["Method", "TrainData", "register", "get_method", "METHODS"]
 
-__all__ = ["Method", "register", "get_method", "METHODS"]
+
+@dataclass
+class TrainData:
+    """What a method's hooks get to see of the training: the training split, the run's seed,
+    the batch size, the device, and this process's rank among `world_size` (1 on one device).
+
+    A method that needs randomness draws it from `generator(...)`, seeded by the run's seed and
+    the numbers it passes (epoch, step): nothing random has to survive a resume.
+    """
+
+    dataset: PartDataset
+    seed: int
+    batch_size: int
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+    epochs: int = 1  # the run's length, for schedules given as fractions of it (CSGCNN's warm-up)
+
+    def generator(self, *salt: int) -> torch.Generator:
+        digest = hashlib.sha256(repr((self.seed, *salt)).encode()).digest()
+        return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+
+    def epoch_batches(self, epoch: int) -> tuple[list[list[int]], torch.Tensor]:
+        """This rank's batches of an epoch (lists of indices) and every image's flip (n,) bool.
+
+        One permutation and one coin per image, from a generator seeded by (seed, epoch); a
+        global batch of `batch_size` is split across ranks by stride.
+        """
+        n = len(self.dataset)
+        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        order = torch.randperm(n, generator=g)
+        flips = torch.rand(n, generator=g) < 0.5
+        batches = [order[s:s + self.batch_size][self.rank::self.world_size].tolist()
+                   for s in range(0, n, self.batch_size)]
+        return [b for b in batches if b], flips
 
 #: The registered methods by name (`baseline`, `ours_nosync`, `ours`, ...).
 METHODS: dict[str, type[Method]] = {}
