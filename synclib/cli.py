@@ -119,7 +119,7 @@ def cmd_reproduce(args) -> int:
     slurm = {"partition": args.partition, "gpus_per_node": args.gpus_per_run, "time": args.time,
              "cpus_per_task": args.threads}
     return reproduce(args.profile, only=args.only, jobs=args.jobs, book=not args.no_book,
-                     executor=args.executor, slurm=slurm)
+                     executor=args.executor, slurm=slurm, wait=not args.no_wait)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--only", action="append", help="an artifact, e.g. table1 (repeatable); with --no-book, only its notebooks run")
     r.add_argument("--jobs", type=int, default=1)
     r.add_argument("--no-book", action="store_true")
+    r.add_argument("--no-wait", action="store_true",
+                   help="if another build of this checkout is running its notebooks or book, stop (exit 3) "
+                        "instead of waiting for it")
     r.add_argument("--executor", choices=["local", "slurm"], default="local",
                    help="where runs train: here (--jobs processes), or one SLURM job each (submitit)")
     r.add_argument("--partition", help="slurm: the partition (else the profile's slurm: section, else the default)")

@@ -65,7 +65,7 @@ class LocalExecutor:
             cmd = [sys.executable, "-m", "synclib.cli", "train", str(store.path(run.hash) / "job.json")]
             env = dict(os.environ, OMP_NUM_THREADS=str(self.threads), SYNCLIB_THREADS=str(self.threads))
             t0 = time.perf_counter()
-            with open(log, "w") as lf:
+            with open(log, "a") as lf:  # a second build waiting on this run appends, never truncates
                 rc = subprocess.call(cmd, stdout=lf, stderr=subprocess.STDOUT, env=env)
             if rc != 0:  # a finished run says nothing: the bar counts it, its log has the rest
                 tqdm.write(f"{run.label} [{run.hash}] FAILED after {time.perf_counter() - t0:.0f} s (see {log})")

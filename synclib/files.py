@@ -5,17 +5,25 @@ says what to do, never a raw `EOFError` or `KeyError` from deep inside torch or 
     read_json(path, fix, keys=("train",))    a JSON object with these keys
     load_torch(path, fix, keys=("model",))   a torch.save'd object (weights only)
 
-`fix` is the way out, in words ("delete it and run the command again"). The writes are
+`fix` is the way out, in words ("delete it and run the command again").
+
+    file_lock(path, wait=True, on_wait=...)  hold a lock file (a run, a run folder, a build)
+ The writes are
 atomic and fsynced (`synclib.data.format.atomic_write_bytes`), so a crash leaves the last
 good file; a file that is still bad was damaged by something else.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["CorruptFile", "read_json", "load_torch", "RETRAIN", "RECOMPUTE"]
+__all__ = ["CorruptFile", "Busy", "file_lock", "lock_holder", "read_json", "load_torch", "RETRAIN", "RECOMPUTE"]
 
 RETRAIN = "delete the run folder {folder} and train the run again"
 RECOMPUTE = "delete it and run the command again: it is recomputed"
@@ -72,3 +80,56 @@ def load_torch(path: str | Path, fix: str = RETRAIN, keys=(), what: str = "a syn
         first = (str(e).strip().splitlines() or [""])[0][:160]  # torch's own advice would mislead here
         raise CorruptFile(path, f"cannot be read as a torch file ({type(e).__name__}: {first})", fix) from None
     return _require(obj, path, keys, fix, what) if keys else obj
+
+
+class Busy(RuntimeError):
+    """A lock another process holds, when the caller asked not to wait for it."""
+
+    def __init__(self, path: Path, holder: str):
+        super().__init__(f"{path} is held by {holder}")
+        self.path, self.holder = path, holder
+
+
+def lock_holder(path: str | Path) -> str:
+    """Who holds the lock file `path`, in words ("pid 123, since 09:14"), as its holder wrote it."""
+    try:
+        info = json.loads(Path(path).read_text() or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if not isinstance(info, dict) or "pid" not in info:
+        return "another process"
+    return f"pid {info['pid']}, since {time.strftime('%H:%M', time.localtime(info.get('since', 0)))}"
+
+
+@contextmanager
+def file_lock(path: str | Path, wait: bool = True, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold `path` exclusively (an advisory `flock`, released by the kernel when the holder exits
+    or dies, so a killed holder never leaves a stale lock). The holder writes its pid and start
+    time into the file for whoever waits (`lock_holder`).
+
+    When another process holds it: wait (calling `on_wait(holder)` once first), or with
+    `wait=False` raise `Busy`. The file is opened without truncation, so a waiter never erases
+    the holder's note."""
+    path = Path(path)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    with os.fdopen(fd, "r+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = lock_holder(path)
+            if not wait:
+                raise Busy(path, holder) from None
+            if on_wait is not None:
+                on_wait(holder)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps({"pid": os.getpid(), "since": time.time()}))
+        f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
+            f.flush()
+            fcntl.flock(f, fcntl.LOCK_UN)

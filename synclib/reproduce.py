@@ -9,6 +9,13 @@ results/<profile>/     the CSV of each table, the figures, provenance.json
 A failing notebook stops no other: it is saved with its error, reported at the end, and the
 command exits non-zero. An artifact whose data sets are missing gets a page that says so.
 
+Two builds of one checkout may start at once (two terminals, a SLURM build beside a local
+one): the run store trains each run once (each run's lock), and the notebook and book stages
+are held by one build at a time (`book/.build.lock`, taken once the runs are trained). The
+second build says who holds it and waits, then finds every page current and executes nothing
+again; with `wait=False` (`--no-wait`) it stops with exit code 3 instead. Each notebook's
+kernel talks over IPC sockets in a folder of its own, so two kernels never share a socket.
+
 The output is one line per stage and a progress bar for each long one; each run's training
 log is in runs/<hash>/train.log.
 """
@@ -19,22 +26,32 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import nbformat
+import papermill as pm
+import zmq.asyncio
+from jupyter_client.manager import AsyncKernelManager
 from tqdm import tqdm
 
 from .data.format import atomic_write_text
 from .executors import LocalExecutor
-from .files import read_json
+from .files import Busy, file_lock, read_json
 from .profile import repo_root
 from .provenance import commit
 from .store import RunStore
 from .study import ARTIFACTS, Study
 
-__all__ = ["reproduce", "build_book", "execute_notebook", "REFERENCE_PAGES", "book_dir"]
+__all__ = ["reproduce", "build_book", "execute_notebook", "REFERENCE_PAGES", "book_dir", "BUSY"]
+
+#: The exit code of a build that found another build of the checkout running and, told not to
+#: wait (`--no-wait`), stopped.
+BUSY = 3
 
 # pages of the book's Reference part that are notebooks too (they need no run)
 REFERENCE_PAGES = {"getting_data": "Getting the data", "own_network": "Measure your own network",
@@ -45,28 +62,41 @@ def book_dir() -> Path:
     return repo_root() / "book"
 
 
-def _ipc_kernel_manager():
-    """A kernel manager on IPC sockets: no TCP ports, and no warning about unencrypted TCP."""
-    from jupyter_client.manager import AsyncKernelManager
+class IPCKernelManager(AsyncKernelManager):
+    """A kernel on IPC sockets (no TCP ports, no warning about unencrypted TCP) in a private
+    temporary folder, on the process's one ZeroMQ context.
 
-    class IPCKernelManager(AsyncKernelManager):
-        def __init__(self, **kw):
-            super().__init__(**kw)
-            self.transport = "ipc"
+    - jupyter_client's default IPC path is `kernel-ipc-N` in the working directory: two builds
+      of one checkout then bind the same sockets and each reads the other's messages ("Invalid
+      Signature").
+    - A manager that made its own context destroys it when the kernel shuts down, before
+      nbclient closes the client's channels on it: a message still arriving then is logged as
+      a ZMQError traceback ("Socket operation on non-socket"). The shared context is never
+      destroyed, so the channels close in their own time.
+    """
 
-    return IPCKernelManager
+    def __init__(self, **kw):
+        kw.setdefault("context", zmq.asyncio.Context.instance())
+        super().__init__(**kw)
+        self.transport = "ipc"
+        self._socket_dir = tempfile.mkdtemp(prefix="synclib-kernel-")
+        self.ip = os.path.join(self._socket_dir, "k")
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if not restart:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+
+    cleanup_resources = _async_cleanup_resources
 
 
 def execute_notebook(nb: str, out: Path, parameters: dict) -> tuple[bool, float, str]:
     """papermill `notebooks/<nb>.ipynb` into `out` on an IPC kernel. Returns (ok, seconds, error)."""
-    import papermill as pm
-
     t0 = time.perf_counter()
     try:
         pm.execute_notebook(str(repo_root() / "notebooks" / f"{nb}.ipynb"), str(out),
                             parameters=parameters, cwd=str(repo_root()), progress_bar=False,
-                            kernel_name="python3", kernel_manager_class=_ipc_kernel_manager())
-        _hide_injected(out)
+                            kernel_name="python3", kernel_manager_class=IPCKernelManager)
         return True, time.perf_counter() - t0, ""
     except Exception as e:  # noqa: BLE001 - any failure is reported, the others still run
         return False, time.perf_counter() - t0, f"{type(e).__name__}: {str(e).strip()[-800:]}"
@@ -84,23 +114,9 @@ def _execution_key(art: str, study: Study, hashes: list[str]) -> str:
     return h.hexdigest()
 
 
-def _hide_injected(path: Path) -> None:
-    """Keep papermill's injected-parameters cell out of the rendered page."""
-    import nbformat
-
-    nb = nbformat.read(path, as_version=4)
-    for c in nb.cells:
-        tags = c.metadata.get("tags", [])
-        if "injected-parameters" in tags and "remove-cell" not in tags:
-            c.metadata["tags"] = tags + ["remove-cell"]
-    nbformat.write(nb, path)
-
-
 def _skipped_page(art: str, reason: str, out: Path) -> None:
     """The page of an artifact the study cannot build: its title, why, and "n/a" for every
     number the summary page glues from it (so the book still builds with warnings as errors)."""
-    import nbformat
-
     keys = sorted(set(re.findall(rf"`executed/{art}\.ipynb::(\w+)", (book_dir() / "summary.md").read_text())))
     nb = nbformat.v4.new_notebook()
     nb.cells.append(nbformat.v4.new_markdown_cell(f"# {ARTIFACTS[art].title}\n\nNot built on this profile: {reason}"))
@@ -108,10 +124,9 @@ def _skipped_page(art: str, reason: str, out: Path) -> None:
         code = "from myst_nb import glue\n\n" + "".join(f'glue("{k}", "n/a", display=False)\n' for k in keys)
         nb.cells.append(nbformat.v4.new_code_cell(code, metadata={"tags": ["remove-cell"]}))
     nbformat.write(nb, out)
-    import papermill as pm  # execute it, so the glued values exist in its outputs
-
+    # executed, so the glued values exist in its outputs
     pm.execute_notebook(str(out), str(out), progress_bar=False, kernel_name="python3",
-                        kernel_manager_class=_ipc_kernel_manager())
+                        kernel_manager_class=IPCKernelManager)
 
 
 def build_book(book: Path | None = None) -> bool:
@@ -140,44 +155,17 @@ def _executor(executor, study: Study, jobs: int, slurm: dict | None):
     return executor
 
 
-def reproduce(profile: str = "quick", only: list[str] | None = None, jobs: int = 1,
-              book: bool = True, executor=None, slurm: dict | None = None) -> int:
-    """Regenerate the artifacts of a profile into book/executed/. Returns the exit code.
-
-    executor: None or "local" (`jobs` processes here), "slurm" (each run a SLURM job through
-    submitit, with the profile's `slurm:` parameters updated by `slurm`), or an executor
-    object. The notebooks and the book are built here once every run is done."""
-    t_start = time.perf_counter()
-    study = Study.plan(profile, progress=True)
-    name = study.name
-    unknown = [a for a in only or [] if a not in ARTIFACTS]
-    if unknown:
-        print(f"unknown artifacts {unknown}; known: {list(ARTIFACTS)}", file=sys.stderr)
-        return 2
-    print(f"[plan] profile {name}: {len(study.datasets) - len(study.missing_datasets)} of "
-          f"{len(study.datasets)} data sets present")
-    for ds in study.missing_datasets:
-        conv = ds.spec.get("converter", "<converter>")
-        print(f"[skip] data set {ds.name!r} not found at {ds.spec['root']}: convert it with "
-              f"`python -m data_prep.{conv} --src ORIGINAL --out {ds.spec['root']}` "
-              "(see the book's 'Getting the data' page); artifacts that need it are built without it")
-    wanted = list(only or study.profile.get("artifacts", list(ARTIFACTS)))
-    artifacts = [a for a in wanted if a in study.artifacts]
-    skipped = [a for a in ARTIFACTS if a not in artifacts]
-    for art in wanted:
-        if art not in artifacts:
-            print(f"[skip] {art}: the data sets it needs are missing")
+def _pages(study: Study, artifacts: list[str], skipped: list[str], only: list[str] | None, book: bool,
+           train_s: float) -> list[str]:
+    """The notebook and book stages (under the build lock): execute every page whose inputs
+    changed, write the skipped pages and provenance.json, build the book. Returns what failed."""
     executed = book_dir() / "executed"
     executed.mkdir(parents=True, exist_ok=True)
     study_path = study.save(executed / "study.json")  # what the notebooks read: no YAML, no manifest
-    store = RunStore()
-    runs = study.runs_for(*artifacts)
-    t0 = time.perf_counter()
-    print(f"[train] {len(runs)} runs (logs in runs/<hash>/train.log)")
-    failed_runs = _executor(executor, study, jobs, slurm).run(study, runs, store)
-    train_s = time.perf_counter() - t0
-
-    params = {"profile": name, "study_file": str(study_path)}
+    name = study.name
+    # relative to the project folder, so an executed notebook downloaded from the book runs in
+    # any checkout (`notebook.setup` plans the profile where the file is absent)
+    params = {"profile": name, "study_file": str(study_path.relative_to(repo_root()))}
     prov = {"profile": name, "commit": commit(), "train_seconds": round(train_s, 1), "artifacts": {}}
     failures = []
     done_path = executed / ".executed.json"
@@ -222,6 +210,59 @@ def reproduce(profile: str = "quick", only: list[str] | None = None, jobs: int =
             print(f"book: {book_dir() / '_build' / 'html' / 'index.html'}")
         else:
             failures.append("jupyter-book build")
+    return failures
+
+
+def reproduce(profile: str = "quick", only: list[str] | None = None, jobs: int = 1,
+              book: bool = True, executor=None, slurm: dict | None = None, wait: bool = True) -> int:
+    """Regenerate the artifacts of a profile into book/executed/. Returns the exit code: 0 when
+    every run trained and every page it built is whole and current, 1 when something failed,
+    `BUSY` when another build held the checkout and `wait` was False.
+
+    executor: None or "local" (`jobs` processes here), "slurm" (each run a SLURM job through
+    submitit, with the profile's `slurm:` parameters updated by `slurm`), or an executor
+    object. The notebooks and the book are built here once every run is done."""
+    t_start = time.perf_counter()
+    study = Study.plan(profile, progress=True)
+    name = study.name
+    unknown = [a for a in only or [] if a not in ARTIFACTS]
+    if unknown:
+        print(f"unknown artifacts {unknown}; known: {list(ARTIFACTS)}", file=sys.stderr)
+        return 2
+    print(f"[plan] profile {name}: {len(study.datasets) - len(study.missing_datasets)} of "
+          f"{len(study.datasets)} data sets present")
+    for ds in study.missing_datasets:
+        conv = ds.spec.get("converter", "<converter>")
+        print(f"[skip] data set {ds.name!r} not found at {ds.spec['root']}: convert it with "
+              f"`python -m data_prep.{conv} --src ORIGINAL --out {ds.spec['root']}` "
+              "(see the book's 'Getting the data' page); artifacts that need it are built without it")
+    wanted = list(only or study.profile.get("artifacts", list(ARTIFACTS)))
+    artifacts = [a for a in wanted if a in study.artifacts]
+    skipped = [a for a in ARTIFACTS if a not in artifacts]
+    for art in wanted:
+        if art not in artifacts:
+            print(f"[skip] {art}: the data sets it needs are missing")
+    store = RunStore()
+    runs = study.runs_for(*artifacts)
+    t0 = time.perf_counter()
+    print(f"[train] {len(runs)} runs (logs in runs/<hash>/train.log)")
+    failed_runs = _executor(executor, study, jobs, slurm).run(study, runs, store)
+    train_s = time.perf_counter() - t0
+
+    lock = book_dir() / ".build.lock"
+
+    def waiting(holder: str) -> None:
+        print(f"[wait] another build of this checkout is running ({holder}); waiting for it to end "
+              "(--no-wait stops instead)", flush=True)
+
+    try:
+        with file_lock(lock, wait=wait, on_wait=waiting):
+            failures = _pages(study, artifacts, skipped, only, book, train_s)
+    except Busy as e:
+        print(f"synclib reproduce: another build of this checkout is running ({e.holder}); --no-wait was "
+              f"given, so this one stops (the runs it trained are kept). Run it again once that build has "
+              f"ended (its lock: {lock}).", file=sys.stderr)
+        return BUSY
     print(f"reproduce --profile {name}: {time.perf_counter() - t_start:.0f} s")
     if failures or failed_runs:
         print(f"FAILED: {failures + failed_runs}", file=sys.stderr)

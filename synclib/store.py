@@ -10,7 +10,6 @@ executor launched them.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
@@ -20,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .data.format import atomic_write_text
-from .files import RECOMPUTE, RETRAIN, CorruptFile, read_json
+from .files import RECOMPUTE, RETRAIN, CorruptFile, file_lock, read_json
 from .profile import repo_root
 
 __all__ = ["RunStore", "train_job", "fit_job", "read_job"]
@@ -58,15 +57,9 @@ class RunStore:
         return read_json(p, RECOMPUTE.replace("run the command", "retrain the run"), what="a run's provenance") \
             if p.is_file() else {}
 
-    @contextmanager
     def lock(self, h: str):
         """Hold runs/<h>.lock exclusively (waits while another process holds it)."""
-        with open(self.root / f"{h}.lock", "w") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        return file_lock(self.root / f"{h}.lock")
 
     def job(self, run) -> dict:
         """The job of a `study.Run`: its config with the parent's folder as `init_from`."""
@@ -131,7 +124,10 @@ def train_job(path: str | Path, progress: bool = True, device: str | None = None
     if store.is_done(h):
         return out
     with store.lock(h):
-        if not store.is_done(h):
+        if store.is_done(h):  # another process trained it while this one waited for the lock
+            print(f"[train] {h}: trained by another process meanwhile", flush=True)
+        else:
+            print(f"[train] {h}: training", flush=True)
             from .provenance import commit, environment
             from .train import pick_device
 

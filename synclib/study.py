@@ -465,9 +465,14 @@ class Study:
 
     @classmethod
     def open(cls, profile: str | Path = "smoke", study: str | Path | None = None) -> Study:
-        """What a notebook calls: the saved study when `study` names one, else a plan of `profile`."""
+        """What a notebook calls: the saved study when `study` names one (relative to the project
+        folder), else a plan of `profile`. A notebook downloaded from a built book names the study
+        its build saved; in a checkout without that file, the profile is planned instead."""
         if study:
-            return cls.load(study)
+            path = Path(study) if Path(study).is_absolute() else repo_root() / study
+            if path.is_file():
+                return cls.load(path)
+            print(f"{study} is not in this checkout: planning the profile {profile!r} here instead")
         return cls.plan(profile)
 
 

@@ -13,13 +13,11 @@ RUN_DIR/ config.json, checkpoint.pt (latest epoch), model.pt (final weights), hi
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import io
 import json
 import os
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +26,7 @@ from tqdm import tqdm
 
 from .data import PartDataset, collate
 from .data.format import atomic_write_bytes, atomic_write_text, read_manifest, remove_temp_files
-from .files import CorruptFile, load_torch, read_json
+from .files import CorruptFile, file_lock, load_torch, read_json
 from .methods import TrainData, get_method
 from .models import build_model
 
@@ -258,16 +256,10 @@ def _check_folder(out: Path, config: dict) -> dict | None:
     return state
 
 
-@contextmanager
 def _folder_lock(out: Path):
     """Hold out/.lock: two processes never train one folder at once (the second resumes
     from what the first finished, and so trains nothing more)."""
-    with open(out / ".lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    return file_lock(out / ".lock")
 
 
 def _fit(cfg: TrainConfig, config: dict, train_set, test_set, out: Path, dev, state: dict | None,

@@ -1,6 +1,7 @@
 """The reproduction pipeline: the study, the smoke book, a second run trains nothing, the lock."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -9,11 +10,15 @@ import threading
 import time
 from pathlib import Path
 
+import nbformat
 import pandas as pd
 import pytest
+import yaml
 
 import synclib.train
+from synclib.files import file_lock
 from synclib.profile import load_profile
+from synclib.reproduce import BUSY
 from synclib.store import RunStore, train_job
 from synclib.study import ARTIFACTS, Study
 
@@ -178,11 +183,7 @@ def test_failing_notebook_is_reported_and_others_still_run(home, capsys):
     nb["cells"].append({"cell_type": "code", "id": "broken-on-purpose", "metadata": {}, "execution_count": None, "outputs": [],
                         "source": "raise RuntimeError('broken on purpose')"})
     (home / "notebooks/table2.ipynb").write_text(json.dumps(nb))
-    import yaml
-
-    prof = yaml.safe_load((home / "configs/smoke.yaml").read_text())  # the smallest study: one arch, the baseline
-    prof.update(profile="tiny", methods=["baseline"], readings=["printed"], archs={"vgg16": prof["archs"]["vgg16"]})
-    (home / "configs/tiny.yaml").write_text(yaml.safe_dump(prof))
+    _tiny_profile(home)
     assert reproduce("tiny", only=["table1", "table2"], book=False) == 1
     out = capsys.readouterr()
     assert "table2: FAILED" in out.out and "FAILED: ['table2']" in out.err
@@ -237,7 +238,6 @@ def test_paper_profile_skips_missing_data(home, monkeypatch, capsys):
 
 def test_paper_profile_builds_what_is_present(home, tmp_path, monkeypatch, capsys):
     """The paper profile (sizes shrunk, code paths unchanged) with only CUB converted."""
-    import yaml
     from test_data_prep import write_cub
 
     from data_prep.cub200 import convert
@@ -361,3 +361,56 @@ def test_a_bad_generator_setting_names_the_profile(home):
     with pytest.raises(ValueError, match=r"bad.yaml: datasets.partworld.generate.difficulty.blur: unknown key "
                                          r"\(known here: \['clutter', 'occlusion', 'swap', 'texture_mix'\]\)"):
         Study.plan(home / "configs/bad.yaml")
+
+
+def _tiny_profile(home: Path) -> Path:
+    """The smoke profile's smallest study: one arch, the baseline, one reading."""
+    prof = yaml.safe_load((home / "configs/smoke.yaml").read_text())
+    prof.update(profile="tiny", methods=["baseline"], readings=["printed"], archs={"vgg16": prof["archs"]["vgg16"]})
+    (home / "configs/tiny.yaml").write_text(yaml.safe_dump(prof))
+    return home / "configs/tiny.yaml"
+
+
+def _outputs(path: Path) -> str:
+    """A notebook's cell outputs (the notebook validated first), pandas' random table ids, object
+    addresses and timings masked."""
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    text = json.dumps([c.get("outputs", []) for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])])
+    text = re.sub(r"\b\d+(\.\d+)? s\b", "<t> s", re.sub(r" at 0x[0-9a-f]+", " at 0x", text))
+    return re.sub(r"T_[0-9a-f]{5}", "T_", text)
+
+
+def test_two_builds_of_one_checkout_at_once(home):
+    """Two `synclib reproduce` of one checkout started together: every run trains once, the second
+    build waits for the first's notebooks and says so, both exit 0 with no traceback, and the pages
+    equal a single build's. Under --no-wait a build that finds the checkout busy stops, saying why."""
+    _tiny_profile(home)
+    cmd = [str(Path(sys.executable).parent / "synclib"), "reproduce", "--profile", "tiny",
+           "--only", "table1", "--only", "table2", "--no-book"]
+    builds = [subprocess.Popen(cmd, cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
+    time.sleep(1)
+    builds.append(subprocess.Popen(cmd, cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = [(b.wait(timeout=600), *b.communicate()) for b in builds]
+    for rc, out, err in results:
+        assert rc == 0 and "Traceback" not in err and "Invalid Signature" not in err, (out, err)
+    assert sum("another build of this checkout is running (pid " in out for _, out, _ in results) == 1
+    assert sum("table1: unchanged, not executed again" in out for _, out, _ in results) == 1
+    logs = {p.parent.name: p.read_text() for p in (home / "runs").glob("*/train.log")}
+    assert len(logs) == 2  # the backbone and the baseline's fine-tune
+    assert all(log.count("training\n") == 1 for log in logs.values()), logs
+    executed = home / "book/executed"
+    together = {nb: _outputs(executed / f"{nb}.ipynb") for nb in ("table1", "table2")}
+
+    # a single build of the same study, in a fresh executed folder, writes the same pages
+    shutil.rmtree(executed)
+    r = subprocess.run(cmd, cwd=home, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert {nb: _outputs(executed / f"{nb}.ipynb") for nb in together} == together
+
+    # --no-wait while another build holds the checkout: exit 3 and a sentence that names the holder
+    with file_lock(home / "book/.build.lock"):
+        r = subprocess.run([*cmd, "--no-wait"], cwd=home, capture_output=True, text=True)
+    assert r.returncode == BUSY and "Traceback" not in r.stderr
+    assert f"another build of this checkout is running (pid {os.getpid()}, since " in r.stderr
+    assert "--no-wait was given, so this one stops" in r.stderr
