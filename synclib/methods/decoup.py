@@ -92,7 +92,7 @@ class ADBlock(nn.Module):
             gate = train_gate(y, self.noise.to(y.device), self.hard.to(y.device))
             self.noise = self.hard = None
         else:
-            gate = test_gate(y)
+            gate = eval_gate(y)
         self.last = (gate, out.float().mean((2, 3)))
         return out * gate.to(out.dtype)[:, :, None, None]
 
@@ -120,7 +120,7 @@ def train_gate(y: torch.Tensor, noise: torch.Tensor, hard: torch.Tensor) -> torc
     return _StraightThrough.apply(soft, (g > 0).to(soft.dtype), hard)
 
 
-def test_gate(y: torch.Tensor) -> torch.Tensor:
+def eval_gate(y: torch.Tensor) -> torch.Tensor:
     """The test-time gate 1[y > 0]: hard, no noise."""
     return (y > 0).to(y.dtype)
 
