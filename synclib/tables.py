@@ -195,8 +195,8 @@ PAPER_ORDER = ("baseline", "csgcnn", "decoup", "cw", "iccnn", "icnn", "ours_nosy
 
 
 def _with_paper_only_rows(df: pd.DataFrame, study: Study, table: str) -> pd.DataFrame:
-    """Rows for the paper's methods the study does not measure on a data set and arch (Decoup
-    anywhere; CW where the data set has no part masks for its concept images), with the
+    """Rows for the paper's methods the study does not measure on a data set and arch (one its
+    profile leaves out; CW where the data set has no part masks for its concept images), with the
     paper's values beside an empty "ours", each in the paper's place."""
     metrics = list(METRICS) if table == "table1" else ["accuracy"]
     extra = []

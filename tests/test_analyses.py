@@ -152,7 +152,7 @@ def test_tables_lay_ours_beside_the_paper_and_bold_each_columns_best():
 
 
 def test_a_method_the_study_does_not_run_shows_the_papers_values_in_the_papers_place():
-    """Decoup (no code, no full text) is in no profile, and a method may not run on a data set
+    """A profile may leave a method out (here Decoup) and a method may not run on a data set
     (CW without masks): Tables I-II still show every published row, with an empty "ours",
     where the paper puts it."""
     from types import SimpleNamespace

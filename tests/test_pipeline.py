@@ -39,11 +39,12 @@ def home(tmp_path, monkeypatch):
 def test_plan_covers_every_dataset_arch_method(home):
     study = Study.plan("smoke")
     runs = study.runs_for("table1", "table2")
-    # one data set x 2 archs x 8 rows (ours under both readings of L_sync), less ICNN on ResNet18
+    # one data set x 2 archs x 9 rows (ours under both readings of L_sync), less ICNN on ResNet18
     # (the paper runs it on VGG16 only), after the 2 backbones
-    assert len(runs) == 2 + 2 * 8 - 1 and all(r.backbone for r in runs[:2])
-    assert {r.method for r in runs} == {"baseline", "csgcnn", "cw", "iccnn", "icnn", "ours_nosync", "ours"}
-    assert {r.row for r in runs[2:]} == {"baseline", "csgcnn", "cw", "iccnn", "icnn", "ours_nosync", "ours", "ours_mean"}
+    assert len(runs) == 2 + 2 * 9 - 1 and all(r.backbone for r in runs[:2])
+    assert {r.method for r in runs} == {"baseline", "csgcnn", "decoup", "cw", "iccnn", "icnn", "ours_nosync", "ours"}
+    assert {r.row for r in runs[2:]} == {"baseline", "csgcnn", "decoup", "cw", "iccnn", "icnn", "ours_nosync", "ours",
+                                         "ours_mean"}
     assert {r.family for r in runs if r.method == "icnn"} == {"vgg16"}
     # the analyses beyond Tables I-II show the paper's four: baseline, ours w/o sync, ours, icCNN
     assert {r.method for r in study.runs_for("fig9", "fig10", "table3")} == {"baseline", "ours_nosync", "ours", "iccnn"}
@@ -109,9 +110,10 @@ def test_smoke_reproduce_reads_once_builds_the_book_then_trains_nothing(home, tm
     assert "preferred-citation" in (html / "intro.html").read_text()  # CITATION.cff on the first page
     t1 = pd.read_csv(home / "results/smoke/table1.csv")
     assert list(t1.columns) == ["dataset", "arch", "method", "interp", "stability", "purity", "diversity"]
-    # 2 archs x 8 rows (ours under both readings, four comparison methods), ICNN on VGG16 only
-    assert len(t1) == 15 and t1["interp"].between(0, 1).all()
-    assert set(t1["method"]) == {"baseline", "csgcnn", "cw", "iccnn", "icnn", "ours_nosync", "ours", "ours_mean"}
+    # 2 archs x 9 rows (ours under both readings, five comparison methods), ICNN on VGG16 only
+    assert len(t1) == 17 and t1["interp"].between(0, 1).all()
+    assert set(t1["method"]) == {"baseline", "csgcnn", "decoup", "cw", "iccnn", "icnn", "ours_nosync", "ours",
+                                 "ours_mean"}
     assert set(t1[t1.method == "icnn"]["arch"]) == {"vgg16"}
     cl = pd.read_csv(home / "results/smoke/claims.csv")
     assert list(cl.columns)[:8] == ["claim", "reading", "paper", "ours", "effect", "interval", "p", "verdict"]
@@ -257,9 +259,9 @@ def test_paper_profile_builds_what_is_present(home, tmp_path, monkeypatch, capsy
     assert "[skip] data set 'voc_part' not found" in out and "data_prep.pascal_part" in out
     assert "[skip] data set 'cub200'" not in out
     t2 = pd.read_csv(home / "results/paper/table2.csv")
-    # 2 archs x (baseline, CSGCNN, icCNN, ours w/o sync, ours, ours_mean): no ICNN on CUB (as in the paper)
-    # and no CW (its concept images need part masks; CUB has landmarks)
-    assert set(t2["dataset"]) == {"cub200"} and len(t2) == 12 and not {"icnn", "cw"} & set(t2["method"])
+    # 2 archs x (baseline, CSGCNN, Decoup, icCNN, ours w/o sync, ours, ours_mean): no ICNN on CUB (as in the
+    # paper) and no CW (its concept images need part masks; CUB has landmarks)
+    assert set(t2["dataset"]) == {"cub200"} and len(t2) == 14 and not {"icnn", "cw"} & set(t2["method"])
     assert pd.read_csv(home / "results/paper/table1.csv").empty  # CUB has landmarks, not masks
     page = (home / "book/executed/getting_data.ipynb").read_text()
     assert "muzzle" in page and "lwing" in page  # the mapping table, rendered from the converter

@@ -51,11 +51,13 @@ class Killed(Exception):
 
 
 @pytest.mark.parametrize("method, arch", [("ours", "resnet18"), ("csgcnn", "resnet18"), ("iccnn", "vgg16"),
-                                          ("icnn", "vgg16"), ("cw", "resnet18")])
+                                          ("icnn", "vgg16"), ("cw", "resnet18"), ("decoup", "vgg16_bn"),
+                                          ("decoup", "resnet18")])
 def test_resume_equals_uninterrupted(tiny_world, tmp_path, method, arch):
     """Killed after epoch 1 and resumed, a run ends with the weights and the method state
-    (CSGCNN's gates, icCNN's groups and running mean map, ICNN's τ and class magnitudes) of
-    an uninterrupted one; for CSGCNN epoch 3 is a gated one."""
+    (CSGCNN's gates, icCNN's groups and running mean map, ICNN's τ and class magnitudes,
+    Decoup's gate modules, whose noise is drawn per (epoch, batch)) of an uninterrupted one;
+    for CSGCNN epoch 3 is a gated one."""
     extra = {"every": 2} if method == "cw" else {}  # CW's concept rotation every 2 steps instead of 30
     cfg = TrainConfig(method=method, arch=arch, width=0.125, epochs=3, batch_size=16, method_params=extra)
     fit(cfg, tiny_world, tmp_path / "straight", progress=False)
@@ -75,7 +77,7 @@ def test_resume_equals_uninterrupted(tiny_world, tmp_path, method, arch):
     assert [r["epoch"] for r in h["epochs"]] == [1, 2, 3]
     hist = json.loads((tmp_path / "resumed/history.json").read_text())
     terms = {"ours": {"lac", "sync"}, "csgcnn": {"gate"}, "iccnn": {"cluster", "multiclass"}, "icnn": {"filter"},
-             "cw": set()}[method]
+             "cw": set(), "decoup": {"mi", "kl", "sparse"}}[method]
     assert {"ce", "train_acc"} | terms <= set(hist["epochs"][0]) and "test_acc" in hist["epochs"][-1]
     assert hist["test_acc"] == hist["epochs"][-1]["test_acc"]
     assert all(math.isfinite(r["loss"]) for r in hist["epochs"])
