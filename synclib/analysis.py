@@ -21,6 +21,7 @@ import torch
 
 from .data import PartDataset
 from .data.format import atomic_write_text
+from .devices import pick_device
 from .files import read_json
 from .metrics.hits import filter_thresholds, landmark_distances, mask_iou, regions
 from .metrics.interpretability import summarize
@@ -31,7 +32,7 @@ from .probe import Probe, activations, mask_hits_for
 from .provenance import source_hash
 from .store import RunStore
 from .study import Run, Study, reading_row
-from .train import load_run, pick_device
+from .train import load_run
 
 __all__ = ["LoadedRun", "load", "filter_examples", "mean_maps", "landmark_curves",
            "sensitivity_table", "sensitivity_maps", "pruning_curves", "landscapes",

@@ -12,12 +12,16 @@ import hashlib
 import json
 from pathlib import Path
 
+import torch
+import torchvision
+
 from .data import PartDataset
 from .data.format import atomic_write_text
-from .files import read_json
+from .files import load_torch, read_json
 from .metrics.interpretability import summarize
 from .probe import activations, mask_hits_for
 from .provenance import source_hash
+from .train import load_run
 
 __all__ = ["evaluate", "evaluate_run", "torchvision_model", "imagenet_normalize", "EVAL_SOURCES"]
 
@@ -45,7 +49,6 @@ def evaluate_run(run_dir: str | Path, test_set: PartDataset, eval_set: PartDatas
                  top: float = 0.3, phi: float = 0.2, device=None, progress: bool = False,
                  cache: bool = True) -> dict:
     """`evaluate` for a finished run folder, cached as `eval-<key>.json` in it."""
-    from .train import load_run
 
     run_dir = Path(run_dir)
     key = {"test": _fingerprint(test_set), "eval": eval_set is not None and _fingerprint(eval_set),
@@ -64,7 +67,6 @@ def imagenet_normalize(x):
     """synclib's [0, 1] images -> the input torchvision's ImageNet models expect (mean/std of
     ImageNet per channel). synclib's own models do this inside; another network needs it
     written out, as its `preprocess`."""
-    import torch
 
     mean = torch.tensor([0.485, 0.456, 0.406], device=x.device).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225], device=x.device).view(1, 3, 1, 1)
@@ -75,9 +77,7 @@ def torchvision_model(name: str, weights: str | Path | None = None, num_classes:
     """A torchvision network by name (`torchvision.models.get_model`), its weights from a
     local state-dict file (nothing is downloaded). The number of classes is the file's (its
     last 2-D weight), else `num_classes`, else torchvision's default."""
-    import torchvision
 
-    from .files import load_torch
 
     state = None
     if weights is not None:

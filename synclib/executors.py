@@ -10,6 +10,7 @@ that fine-tune another wait for it: both go in waves.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -17,9 +18,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import submitit
 from tqdm import tqdm
 
-from .store import RunStore
+from .store import RunStore, read_job, train_job
 
 __all__ = ["LocalExecutor", "SlurmExecutor", "Waves"]
 
@@ -89,7 +91,6 @@ def _train_on_node(job_path: str, threads: int, nproc: int = 1) -> str:
     executor pins its processes), under the run's lock; on `nproc` GPUs (DistributedDataParallel)
     when the job has more than one. Returns the run's hash."""
     os.environ["SYNCLIB_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(threads)
-    from .store import read_job, train_job
 
     train_job(job_path, progress=False, nproc=nproc)
     return read_job(job_path)["hash"]
@@ -111,9 +112,7 @@ class SlurmExecutor:
     """
 
     def __init__(self, folder: str | Path | None = None, threads: int = 1, poll_s: float = 2.0, **params):
-        import logging
 
-        import submitit
 
         # without SLURM accounting (a small cluster) every poll's sacct fails; the result files
         # and squeue decide instead, so submitit's warning about it says nothing new

@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch
+
 __all__ = ["CorruptFile", "Busy", "file_lock", "lock_holder", "read_json", "load_torch", "RETRAIN", "RECOMPUTE"]
 
 RETRAIN = "delete the run folder {folder} and train the run again"
@@ -67,7 +69,6 @@ def read_json(path: str | Path, fix: str = RECOMPUTE, keys=(), what: str = "the 
 def load_torch(path: str | Path, fix: str = RETRAIN, keys=(), what: str = "a synclib checkpoint"):
     """torch.load(path, weights_only=True) on the CPU; CorruptFile naming the file when it is
     empty, truncated, not a torch file, or lacks `keys`."""
-    import torch
 
     path = Path(path)
     if not path.is_file():

@@ -20,6 +20,8 @@ from torchvision.models.resnet import BasicBlock, conv1x1
 from torchvision.models.vgg import cfgs as vgg_cfgs
 from torchvision.models.vgg import make_layers
 
+from .files import load_torch
+
 __all__ = ["ModelOutput", "VGG16", "ResNet18", "build_model", "ARCHS", "arch_family", "load_pretrained"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -191,7 +193,6 @@ def load_pretrained(model: _Backbone, path: str | Path) -> None:
             f"for {type(model).__name__} (e.g. vgg16-397923af.pth, resnet18-f37072fd.pth) on a "
             "machine with internet and give its local path"
         )
-    from .files import load_torch
 
     state = load_torch(path, "download torchvision's ImageNet checkpoint again and give its local path",
                        what="a torchvision checkpoint")

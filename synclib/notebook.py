@@ -5,8 +5,10 @@ the machine that built it)."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
+from . import viz
 from .profile import repo_root
 from .study import Study
 
@@ -15,9 +17,7 @@ __all__ = ["setup", "rel"]
 
 def setup(profile: str = "smoke", study_file: str | None = None) -> Study:
     """The notebook's `Study`: `study_file` when given (no YAML parsed), else `profile` planned."""
-    import warnings
 
-    from . import viz
 
     viz.theme()  # one look for every figure of the book
     # a warning names the category and the message, not the kernel's temp file it came from

@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 from tqdm import tqdm
 
 from .data import PartDataset, collate
+from .devices import pick_device
 from .metrics.hits import filter_thresholds, landmark_hits, mask_hits
-from .train import pick_device
+from .models import ModelOutput
 
 __all__ = ["Probe", "LayerProbe", "activations", "mask_hits_for", "landmark_hits_for"]
 
@@ -40,7 +42,6 @@ class LayerProbe(torch.nn.Module):
 
     def __init__(self, model: torch.nn.Module, layer: str, preprocess=None):
         super().__init__()
-        from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
         nodes = get_graph_node_names(model.eval())[1]
         if layer not in nodes and not any(n.startswith(layer + ".") for n in nodes):  # a module: its output
@@ -52,7 +53,6 @@ class LayerProbe(torch.nn.Module):
         self.preprocess = preprocess
 
     def forward(self, x: torch.Tensor):
-        from .models import ModelOutput
 
         out = self.extractor(self.preprocess(x) if self.preprocess is not None else x)
         a = out["a"]

@@ -1,9 +1,10 @@
 """Profiles: `configs/<name>.yaml`, read once per study and checked where they are read.
 
-A profile says which data sets, architectures, methods, seeds and schedule a study runs
-(see DESIGN.md, "Profiles"). `load_profile` is the only place that parses one, and it checks
-the result against `synclib.schema.PROFILE` (unknown keys, types, ranges); everything
-downstream takes the resolved `synclib.study.Study`.
+A profile says which data sets, architectures, methods, seeds and schedule a study runs.
+`read_profile` is the only place that parses one (YAML, `${VAR:-default}` expanded);
+`synclib.study.load_profile` checks the result against `synclib.schema.PROFILE` with the
+registries the study knows (methods, archs, artifacts); everything downstream takes the
+resolved `synclib.study.Study`.
 """
 
 from __future__ import annotations
@@ -15,16 +16,12 @@ from pathlib import Path
 import yaml
 
 from . import trace
-from .schema import PROFILE, check_profile
+from .schema import PROFILE, ProfileError
 
-__all__ = ["repo_root", "load_profile", "profile_path", "ProfileError"]
+__all__ = ["repo_root", "read_profile", "profile_path", "ProfileError"]
 
 REQUIRED = PROFILE.required
 _VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
-
-
-class ProfileError(ValueError):
-    """A profile is missing or malformed; the message names the file and the key."""
 
 
 def repo_root() -> Path:
@@ -58,8 +55,9 @@ def profile_path(name_or_path: str | Path) -> Path:
     return path.resolve()
 
 
-def load_profile(name_or_path: str | Path) -> dict:
-    """A profile by name (configs/<name>.yaml) or path, with ${VAR:-default} expanded."""
+def read_profile(name_or_path: str | Path) -> dict:
+    """A profile by name (configs/<name>.yaml) or path, with ${VAR:-default} expanded, parsed but
+    not yet checked against the schema (`synclib.study.load_profile` does both)."""
     path = profile_path(name_or_path)
     trace.record("profile", path)
     try:
@@ -72,6 +70,4 @@ def load_profile(name_or_path: str | Path) -> dict:
     if not isinstance(prof, dict):
         raise ProfileError(f"{path} must be a mapping of sections (profile, datasets, archs, ...), "
                            f"not {type(prof).__name__}")
-    prof = _expand(prof)
-    check_profile(prof, path)  # known keys, types and ranges: synclib.schema
-    return prof
+    return _expand(prof)

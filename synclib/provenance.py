@@ -9,6 +9,9 @@ import platform
 import subprocess
 from pathlib import Path
 
+import torch
+
+from .methods import METHODS
 from .profile import repo_root
 
 __all__ = ["commit", "source_hash", "training_source", "environment", "TRAIN_SOURCES"]
@@ -51,7 +54,6 @@ TRAIN_SOURCES = ("losses.py", "models.py", "train.py", "data/__init__.py", "data
 
 def training_source(method: str) -> str:
     """The source hash of what training `method` runs: TRAIN_SOURCES and the method's file."""
-    from .methods import METHODS
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; registered: {sorted(METHODS)}")
@@ -71,7 +73,6 @@ def _cpu_model() -> str:
 
 def environment(device: str | None = None) -> dict:
     """What made a number: torch and Python versions, threads, and the CPU or GPU model."""
-    import torch
 
     env = {"torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads(),
            "cpu": _cpu_model(), "cpus": os.cpu_count(), "device": device or "cpu"}

@@ -40,7 +40,7 @@ from jupyter_client.manager import AsyncKernelManager
 from tqdm import tqdm
 
 from .data.format import atomic_write_text
-from .executors import LocalExecutor
+from .executors import LocalExecutor, SlurmExecutor
 from .files import Busy, file_lock, read_json
 from .profile import repo_root
 from .provenance import commit
@@ -145,7 +145,6 @@ def _executor(executor, study: Study, jobs: int, slurm: dict | None):
     if executor is None or executor == "local":
         return LocalExecutor(jobs)
     if executor == "slurm":
-        from .executors import SlurmExecutor
 
         params = {**study.profile.get("slurm", {}), **{k: v for k, v in (slurm or {}).items() if v is not None}}
         threads = params.pop("cpus_per_task", None) or max(1, (os.cpu_count() or 2) // jobs)

@@ -1,10 +1,14 @@
-"""What a profile may say, and what a training run may be given: one schema, checked where
-a profile is read (`synclib.profile.load_profile`) and where a `TrainConfig` is made (the CLI,
-a job, a study), so a typo or a value out of range is an error that names the file, the key
-and the value, never a silent default.
+"""What a profile may say, and what a training run may be given: one schema, as data
+(sections, keys, types, ranges), checked where a profile is loaded (`synclib.study.load_profile`)
+and where a `TrainConfig` is made (the CLI, a job, a study), so a typo or a value out of range is
+an error that names the file, the key and the value, never a silent default.
 
-    check_profile(prof, path)        raises ProfileError naming path, key and value
-    check_train_values(values)       the numbers of a TrainConfig (epochs >= 1, width > 0, ...)
+    check_profile(prof, path, registries)   raises ProfileError naming path, key and value
+    check_train_values(values)              the numbers of a TrainConfig (epochs >= 1, width > 0, ...)
+
+A key whose values come from a registry (methods, archs, artifacts, readings, the swept
+parameters) names the registry (`one_of("methods")`); the caller that knows the registries (the
+study) passes them in. This module imports nothing of synclib: it is the floor the others stand on.
 
 The schema grows with the product: a new method parameter, executor or profile section is a
 new entry here, nowhere else.
@@ -13,10 +17,18 @@ new entry here, nowhere else.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
-__all__ = ["Spec", "PROFILE", "TRAIN_VALUES", "check_profile", "check_train_values", "SchemaError"]
+__all__ = ["Spec", "PROFILE", "TRAIN_VALUES", "REGISTRIES", "check", "check_profile", "check_train_values",
+           "SchemaError", "ProfileError"]
+
+#: The registries a profile's values may name; `check_profile` needs each of them.
+REGISTRIES = ("methods", "archs", "artifacts", "readings", "swept")
+
+
+class ProfileError(ValueError):
+    """A profile is missing or malformed; the message names the file and the key."""
 
 
 class SchemaError(ValueError):
@@ -36,8 +48,8 @@ class Spec:
     keys: a section's known keys (each a Spec); required: those that must be there.
     values: a mapping of free names (data sets, architectures) to values of this Spec.
     items: a list whose items are of this Spec; nonempty: at least one item.
-    choices: a callable giving the allowed strings (read when checked, so registries that
-    grow at import time are seen whole). nullable: `null` is allowed (the key is as if absent).
+    choices: the allowed strings; registry: or the name of the registry that holds them (one of
+    REGISTRIES, given to `check` by its caller). nullable: `null` is allowed (the key is as if absent).
     """
 
     what: str
@@ -47,7 +59,8 @@ class Spec:
     values: Spec | None = None
     items: Spec | None = None
     nonempty: bool = False
-    choices: Callable[[], list[str]] | None = field(default=None, compare=False)
+    choices: tuple[str, ...] = ()
+    registry: str | None = None
     nullable: bool = False  # null (None) means "not set"
 
 
@@ -88,9 +101,13 @@ def boolean() -> Spec:
     return Spec("true or false", lambda v: isinstance(v, bool))
 
 
-def one_of(choices: Callable[[], list[str]] | list[str]) -> Spec:
-    get = choices if callable(choices) else (lambda: list(choices))
-    return Spec("one of", lambda v: isinstance(v, str) and v in get(), choices=get)
+def one_of(choices: str | list[str]) -> Spec:
+    """A string out of `choices`, or out of the registry named `choices` (see REGISTRIES)."""
+    if isinstance(choices, str):
+        if choices not in REGISTRIES:
+            raise ValueError(f"{choices!r} is no registry; known: {list(REGISTRIES)}")
+        return Spec("one of", registry=choices)
+    return Spec("one of", choices=tuple(choices))
 
 
 def section(keys: dict[str, Spec], required: tuple[str, ...] = (), what: str = "a mapping") -> Spec:
@@ -102,39 +119,8 @@ def mapping_of(values: Spec, what: str = "a mapping of names") -> Spec:
 
 
 def list_of(items: Spec, nonempty: bool = True) -> Spec:
-    return Spec(f"a list, each item {items.what}" if not items.choices else "a list", items=items, nonempty=nonempty)
-
-
-# ------------------------------------------------------------------ the registries it names
-def _methods() -> list[str]:
-    from .methods import METHODS
-
-    return sorted(METHODS)
-
-
-def _archs() -> list[str]:
-    from .models import ARCHS
-
-    return sorted(ARCHS)
-
-
-def _artifacts() -> list[str]:
-    from .study import ARTIFACTS
-
-    return list(ARTIFACTS)
-
-
-def _readings() -> list[str]:
-    from .study import READINGS
-
-    return list(READINGS)
-
-
-def _swept() -> list[str]:
-    """What Figure 7 may sweep: the parameters of `ours` that are numbers."""
-    from .methods import get_method
-
-    return sorted(k for k, v in get_method("ours", "vgg16").params.items() if _is_num(v))
+    plain = not items.choices and items.registry is None
+    return Spec(f"a list, each item {items.what}" if plain else "a list", items=items, nonempty=nonempty)
 
 
 # ------------------------------------------------------------------ TrainConfig's numbers
@@ -166,23 +152,23 @@ DATASET = section({
     "eval_on": text(),
     "lambda_scale": number(0, lo_open=True),
 }, required=("kind", "root"))
-ARCH = section({"arch": one_of(_archs), "width": TRAIN_VALUES["width"], "batch_size": TRAIN_VALUES["batch_size"],
+ARCH = section({"arch": one_of("archs"), "width": TRAIN_VALUES["width"], "batch_size": TRAIN_VALUES["batch_size"],
                 "pretrained": text(nullable=True)}, required=("arch", "batch_size"))
 
 PROFILE = section({
     "profile": text(),
     "datasets": mapping_of(DATASET, "a mapping of data set names to their settings"),
     "archs": mapping_of(ARCH, "a mapping of the paper's architectures (vgg16, resnet18) to networks"),
-    "methods": list_of(one_of(_methods)),
-    "readings": list_of(one_of(_readings)),
+    "methods": list_of(one_of("methods")),
+    "readings": list_of(one_of("readings")),
     "pretrain": section({"epochs": integer(1), "seed": integer(0)}, required=("epochs",)),
     "train": section({k: TRAIN_VALUES[k] for k in ("epochs", "lr", "momentum", "weight_decay")}, required=("epochs",)),
     "seeds": list_of(integer(0)),
-    "sensitivity": section({"arch": text(), "params": list_of(one_of(_swept)), "values": list_of(number(0, lo_open=True))},
+    "sensitivity": section({"arch": text(), "params": list_of(one_of("swept")), "values": list_of(number(0, lo_open=True))},
                            required=("arch", "params", "values")),
     "analysis": section({"arch": text(), "module_images": integer(1), "landscape_points": integer(1),
                          "landscape_images": integer(1), "pruning_steps": integer(1)}),
-    "artifacts": list_of(one_of(_artifacts)),
+    "artifacts": list_of(one_of("artifacts")),
     # submitit's SLURM parameters (partition, time, gpus_per_node, mem, account, ...): checked by
     # submitit itself, which knows them, when `--executor slurm` is used
     "slurm": mapping_of(Spec("a value", lambda v: isinstance(v, (str, int, float, bool, list, dict))),
@@ -223,9 +209,17 @@ def _join(where: str, key) -> str:
     return f"{where}.{key}" if where else str(key)
 
 
-def check(value, spec: Spec, where: str = "") -> None:
-    """Raise SchemaError at the first value that breaks `spec` (depth first, in file order)."""
+def check(value, spec: Spec, where: str = "", registries: Mapping[str, Sequence[str]] | None = None) -> None:
+    """Raise SchemaError at the first value that breaks `spec` (depth first, in file order).
+    `registries` maps each registry a spec names to its names (KeyError when one is missing)."""
     if value is None and spec.nullable:
+        return
+    if spec.choices or spec.registry is not None:
+        allowed = list(spec.choices) if spec.choices else list(_registry(registries, spec.registry))
+        if not (isinstance(value, str) and value in allowed):
+            close = difflib.get_close_matches(str(value), allowed, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise SchemaError(where, f"{_show(value)} is not one of {allowed}{hint}")
         return
     if spec.keys is not None:
         if not isinstance(value, dict):
@@ -239,36 +233,37 @@ def check(value, spec: Spec, where: str = "") -> None:
             if k not in value:
                 raise SchemaError(_join(where, k), "is required and missing")
         for k, v in value.items():
-            check(v, spec.keys[k], _join(where, k))
+            check(v, spec.keys[k], _join(where, k), registries)
         return
     if spec.values is not None:
         if not isinstance(value, dict) or (spec.nonempty and not value):
             raise SchemaError(where, f"must be {spec.what}, got {_show(value)}")
         for k, v in value.items():
-            check(v, spec.values, _join(where, k))
+            check(v, spec.values, _join(where, k), registries)
         return
     if spec.items is not None:
         if not isinstance(value, list) or (spec.nonempty and not value):
             raise SchemaError(where, f"must be {spec.what}{' (at least one)' if spec.nonempty else ''}, "
                                      f"got {_show(value)}")
         for i, v in enumerate(value):
-            check(v, spec.items, f"{where}[{i}]")
+            check(v, spec.items, f"{where}[{i}]", registries)
         return
     if not spec.accept(value):
-        if spec.choices is not None:
-            close = difflib.get_close_matches(str(value), spec.choices(), n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise SchemaError(where, f"{_show(value)} is not one of {spec.choices()}{hint}")
         raise SchemaError(where, f"must be {spec.what}, got {_show(value)}")
 
 
-def check_profile(prof, path) -> None:
-    """The profile at `path` against PROFILE, then the keys that name each other
-    (sensitivity.arch and analysis.arch are keys of archs; eval_on names a data set)."""
-    from .profile import ProfileError
+def _registry(registries: Mapping[str, Sequence[str]] | None, name: str) -> Sequence[str]:
+    if not registries or name not in registries:
+        raise KeyError(f"checking this value needs the registry {name!r}; pass registries= (the study's)")
+    return registries[name]
 
+
+def check_profile(prof, path, registries: Mapping[str, Sequence[str]]) -> None:
+    """The profile at `path` against PROFILE, with the names of each registry (REGISTRIES), then
+    the keys that name each other (sensitivity.arch and analysis.arch are keys of archs; eval_on
+    names a data set)."""
     try:
-        check(prof, PROFILE)
+        check(prof, PROFILE, registries=registries)
         families = list(prof["archs"])
         for sec in ("sensitivity", "analysis"):
             arch = prof.get(sec, {}).get("arch")

@@ -18,9 +18,14 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch
+
 from .data.format import atomic_write_text
+from .devices import pick_device
 from .files import RECOMPUTE, RETRAIN, CorruptFile, file_lock, read_json
 from .profile import repo_root
+from .provenance import commit, environment
+from .train import TrainConfig, fit
 
 __all__ = ["RunStore", "train_job", "fit_job", "read_job"]
 
@@ -96,14 +101,12 @@ def read_job(path: str | Path) -> dict:
 def fit_job(path: str | Path, progress: bool = True, device: str | None = None) -> dict:
     """Train the run of a job file in this process (one rank of it under torchrun), with no
     lock: `train_job` holds the run's lock around it. Returns the history."""
-    from .train import TrainConfig, fit
 
     path = Path(path).resolve()
     job = read_job(path)
     if job.get("parent"):  # the run it fine-tunes, beside it in this store (wherever it is mounted)
         job["config"]["init_from"] = str(RunStore(path.parent.parent).path(job["parent"]))
     if os.environ.get("SYNCLIB_THREADS"):
-        import torch
 
         torch.set_num_threads(int(os.environ["SYNCLIB_THREADS"]))
     return fit(TrainConfig.from_dict(job["config"]), job["data"], path.parent, progress=progress, device=device,
@@ -128,8 +131,6 @@ def train_job(path: str | Path, progress: bool = True, device: str | None = None
             print(f"[train] {h}: trained by another process meanwhile", flush=True)
         else:
             print(f"[train] {h}: training", flush=True)
-            from .provenance import commit, environment
-            from .train import pick_device
 
             t0 = time.time()
             if nproc > 1:

@@ -24,12 +24,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data.format import atomic_write_text
-from .profile import load_profile, profile_path, repo_root
+from .data import PartDataset
+from .data.format import atomic_write_text, read_manifest
+from .data.partworld import WorldMismatch, generate, world_differences
+from .files import read_json
+from .methods import METHODS, get_method
+from .models import ARCHS
+from .profile import profile_path, read_profile, repo_root
 from .provenance import training_source
+from .schema import check_profile
 from .train import TrainConfig
 
-__all__ = ["Study", "Run", "DataSet", "ARTIFACTS", "Artifact", "run_hash", "READINGS", "row_of", "reading_row"]
+__all__ = ["Study", "Run", "DataSet", "ARTIFACTS", "Artifact", "run_hash", "READINGS", "row_of", "reading_row",
+           "load_profile", "registries"]
 
 # Readings of the paper that SPEC had to choose between, as the method parameters that make
 # each one. "printed" is SPEC's (and every method's default); a method takes a reading when
@@ -125,6 +132,25 @@ ARTIFACTS: dict[str, Artifact] = {  # the one list of the book's artifacts, in t
 }
 
 
+def registries() -> dict[str, list[str]]:
+    """What a profile's registry-named values may be (`synclib.schema.REGISTRIES`): the registered
+    methods and networks, the book's artifacts, the readings, and the parameters of `ours` that
+    Figure 7 may sweep (its numbers)."""
+    swept = sorted(k for k, v in get_method("ours", "vgg16").params.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool))
+    return {"methods": sorted(METHODS), "archs": sorted(ARCHS), "artifacts": list(ARTIFACTS),
+            "readings": list(READINGS), "swept": swept}
+
+
+def load_profile(name_or_path: str | Path) -> dict:
+    """A profile by name (configs/<name>.yaml) or path, read once and checked against the schema
+    with the registries (a `ProfileError` names the file, the key and the value)."""
+    path = profile_path(name_or_path)
+    prof = read_profile(path)
+    check_profile(prof, path, registries())
+    return prof
+
+
 def run_hash(key: dict) -> str:
     """The run store's name for a run: the first 12 hex digits of sha256 over its key."""
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
@@ -154,8 +180,6 @@ class DataSet:
 
     def split(self, split: str, cache: bool = False):
         """The PartDataset of `split`, from the manifest the study read (no second read)."""
-        from .data import PartDataset
-
         if self.manifest is None:
             raise FileNotFoundError(self.missing_message())
         return PartDataset(self.root, split, cache=cache, manifest=self.manifest)
@@ -239,8 +263,6 @@ class Study:
         return self._runs[run.hash]
 
     def _make_run(self, dataset: str, family: str, method: str, seed: int, params: tuple, backbone: bool) -> Run:
-        from .methods import get_method
-
         prof = self.profile
         ds = self.datasets[dataset]
         if not ds.present:
@@ -300,8 +322,6 @@ class Study:
 
     def readings_of(self, method: str, readings=None) -> list[str]:
         """The rows of `method` under each reading it takes (`ours`, `ours_mean`, ...)."""
-        from .methods import METHODS, get_method
-
         archs = [self.profile["archs"][f]["arch"] for f in self.families]
         arch = next((a for a in archs if method not in METHODS or METHODS[method].takes_arch(a)), archs[0])  # ICNN: VGG16's
         params = get_method(method, arch).params
@@ -331,15 +351,11 @@ class Study:
     def analysis_methods(self) -> list[str]:
         """The profile's methods that the paper's pruning, landscape and module analyses show
         (baseline, ours w/o sync, ours, icCNN: `Method.in_analyses`)."""
-        from .methods import METHODS
-
         return [m for m in self.methods if METHODS[m].in_analyses]
 
     def supports(self, row: str, dataset: str, family: str) -> bool:
         """Whether the paper compares `row`'s method on this data set with this architecture
         (ICNN: VGG16 only, VOC Part and ILSVRC Part only); a study plans no other run."""
-        from .methods import METHODS
-
         cls = METHODS[self.row_spec(row)[0]]
         if not cls.takes_arch(self.profile["archs"][family]["arch"]):
             return False
@@ -448,8 +464,6 @@ class Study:
     @classmethod
     def load(cls, path: str | Path) -> Study:
         """A study saved by `save`: no YAML parsed, no manifest read."""
-        from .files import read_json
-
         path = Path(path)
         fix = "plan it again with `synclib reproduce --profile NAME`"
         d = read_json(path, fix, keys=("profile", "path", "datasets", "runs", "requests"), what="a saved study")
@@ -477,18 +491,14 @@ class Study:
 
 
 def _resolve_dataset(name: str, d: dict, prepare: bool, progress: bool, profile: Path | str = "") -> DataSet:
-    from .data.format import read_manifest
-
     root = Path(d["root"])
     root = root if root.is_absolute() else repo_root() / root
     manifest = None
     if d.get("kind") == "partworld" and prepare:
-        from .data.partworld import WorldMismatch, _differences, generate
-
         try:
             manifest = generate(root, progress=progress, **d["generate"])
         except WorldMismatch as e:  # the profile's world changed, or its folder holds another
-            diff = f" ({_differences(e.held, e.asked)})" if e.held else ""
+            diff = f" ({world_differences(e.held, e.asked)})" if e.held else ""
             raise ValueError(f"{profile}: datasets.{name}: {root} holds another PartWorld than the profile's "
                              f"generate: settings{diff}. Delete {root} to render the profile's, or give "
                              f"datasets.{name}.root another folder") from None

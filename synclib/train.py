@@ -22,13 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from tqdm import tqdm
 
 from .data import PartDataset, collate
 from .data.format import atomic_write_bytes, atomic_write_text, read_manifest, remove_temp_files
+from .devices import pick_device
 from .files import CorruptFile, file_lock, load_torch, read_json
 from .methods import TrainData, get_method
-from .models import build_model
+from .models import ARCHS, build_model
+from .schema import SchemaError, check_train_values
 
 __all__ = ["TrainConfig", "TrainData", "fit", "load_run", "evaluate_accuracy", "pick_device", "lr_milestones"]
 
@@ -53,8 +56,6 @@ class TrainConfig:
     def __post_init__(self):
         """Refuse what cannot train before anything is written: numbers out of range, an
         unknown method or network, a method parameter the method does not take."""
-        from .models import ARCHS
-        from .schema import SchemaError, check_train_values
 
         try:
             check_train_values(dataclasses.asdict(self))
@@ -97,12 +98,6 @@ def lr_milestones(epochs: int, fractions: tuple[float, ...] = (0.5, 0.75, 0.9)) 
     for i in range(n):  # from the start: at least 1, strictly after the previous
         ms[i] = max(ms[i], 1 if i == 0 else ms[i - 1] + 1)
     return sorted({m for m in ms if m <= hi})
-
-
-def pick_device(device: str | None = None) -> torch.device:
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _save(obj, path: Path) -> None:
@@ -191,7 +186,6 @@ def _distributed() -> tuple[int, int, int]:
 
 def _init_process_group(dev: torch.device, local_rank: int) -> torch.device:
     """Join torchrun's process group (NCCL on GPUs, gloo on the CPU); each rank on its own GPU."""
-    import torch.distributed as dist
 
     if dev.type == "cuda":
         dev = torch.device("cuda", local_rank)
@@ -202,7 +196,6 @@ def _init_process_group(dev: torch.device, local_rank: int) -> torch.device:
 
 
 def _barrier() -> None:
-    import torch.distributed as dist
 
     if dist.is_initialized():
         dist.barrier()
@@ -371,7 +364,6 @@ def _fit(cfg: TrainConfig, config: dict, train_set, test_set, out: Path, dev, st
 
 
 def _all_reduce_sums(sums: dict[str, float], correct: int, seen: int, dev) -> tuple[dict[str, float], int, int]:
-    import torch.distributed as dist
 
     keys = sorted(sums)
     t = torch.tensor([sums[k] for k in keys] + [correct, seen], dtype=torch.float64,

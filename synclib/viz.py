@@ -13,6 +13,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+import seaborn as sns
 import torch
 import torch.nn.functional as F
 
@@ -30,7 +31,6 @@ METHOD_COLOURS = {"baseline": "#7f7f7f", "ours_nosync": "#1f77b4", "ours": "#d62
 
 def theme() -> None:
     """The book's one look: seaborn's whitegrid theme, 12 pt text, the figure DPI above."""
-    import seaborn as sns
 
     sns.set_theme(context="notebook", style="whitegrid", font_scale=1.0,
                   rc={"font.size": 12, "axes.titlesize": 12, "axes.labelsize": 12, "xtick.labelsize": 11,

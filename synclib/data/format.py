@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import trace
+from ..files import CorruptFile, read_json
 
 __all__ = ["write_manifest", "read_manifest", "write_split_csv", "split_fingerprint",
            "atomic_write_bytes", "atomic_write_text", "remove_temp_files", "FormatError", "MANIFEST_KEYS", "MASK_FORMAT",
@@ -134,7 +136,6 @@ def csv_columns(parts: list[str], has_landmarks: bool) -> list[str]:
 def write_split_csv(root: str | Path, split: str, rows: list[dict], parts: list[str],
                     has_landmarks: bool) -> None:
     """Write ROOT/<split>.csv atomically; each row a dict with the columns of the format."""
-    import io
 
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=csv_columns(parts, has_landmarks), lineterminator="\n")
@@ -189,7 +190,6 @@ def read_manifest(root: str | Path) -> dict:
             f"{path} not found: {root} is not a part dataset. Make one with "
             "`python -m synclib.data.partworld --out DIR` or a converter in data_prep/."
         )
-    from ..files import CorruptFile, read_json
 
     try:
         return read_json(path, "regenerate the data set (convert it again, or generate PartWorld again)",

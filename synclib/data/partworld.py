@@ -39,9 +39,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..files import read_json
+from ..schema import GENERATE, SchemaError, check
 from .format import atomic_write_bytes, atomic_write_text, read_manifest, write_manifest, write_split_csv
 
-__all__ = ["PartWorld", "PARTS", "CLASSES", "CLASS_VARIANTS", "generate", "WorldMismatch"]
+__all__ = ["PartWorld", "PARTS", "CLASSES", "CLASS_VARIANTS", "generate", "WorldMismatch", "world_differences"]
 
 PARTS = ["head", "torso", "front_legs", "back_legs", "tail"]
 CLASSES = ["ardent", "bristle", "corvid", "dapple", "ember", "fennic"]
@@ -270,7 +271,7 @@ def _held(out: Path) -> tuple[dict | None, dict | None]:
     return None, None
 
 
-def _differences(held: dict, asked: dict) -> str:
+def world_differences(held: dict, asked: dict) -> str:
     keys = [k for k in sorted(set(held) | set(asked)) if held.get(k) != asked.get(k)]
     return ", ".join(f"{k} {held.get(k)!r} there, {asked.get(k)!r} asked" for k in keys)
 
@@ -298,7 +299,7 @@ def generate(out: str | Path, n_train: int = 800, n_test: int = 200, size: int =
     if held is not None and held != params:
         what = (f"PartWorld rendered with {held}" if held else
                 "files that are not a PartWorld synclib rendered (no manifest.json, no generating.json)")
-        diff = f" ({_differences(held, params)})" if held else ""
+        diff = f" ({world_differences(held, params)})" if held else ""
         raise WorldMismatch(out, held, params, f"{out} holds {what}; asked for {params}{diff}. Give another "
                             "--out, or --force to render afresh (into a new folder, renamed into place when whole)")
     if m is not None:
@@ -365,7 +366,6 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     try:
-        from ..schema import GENERATE, SchemaError, check
 
         check({"n_train": args.n_train, "n_test": args.n_test, "size": args.size, "seed": args.seed,
                "difficulty": {k: getattr(args, k) for k in DIFFICULTY}}, GENERATE)

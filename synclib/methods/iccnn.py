@@ -35,7 +35,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn as nn
+from sklearn.cluster import SpectralClustering
 
+from ..probe import activations
 from .base import Method, register
 
 
@@ -54,7 +56,6 @@ def filter_correlation(maps: torch.Tensor) -> torch.Tensor:
 
 def spectral_groups(affinity: torch.Tensor, groups: int, seed: int = 21) -> torch.Tensor:
     """Group ids (N,) int64 by scikit-learn's spectral clustering of a precomputed affinity."""
-    from sklearn.cluster import SpectralClustering
 
     sc = SpectralClustering(n_clusters=groups, affinity="precomputed", random_state=seed)
     return torch.from_numpy(sc.fit_predict(affinity.double().numpy()).astype(np.int64))
@@ -149,7 +150,6 @@ class ICCNN(Method):
         p = self.params
         if epoch % p["every"] or (epoch > 0 and epoch >= p["stop"] * data.epochs):
             return
-        from ..probe import activations
 
         was = model.training
         maps = activations(model, data.dataset, device=data.device).a.flatten(2)  # (I, N, H·W), eval mode

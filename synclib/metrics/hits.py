@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from ..losses import focus
+from .native import library
+from .native import region_overlaps as native_overlaps
 
 __all__ = ["filter_thresholds", "regions", "mask_iou", "region_overlaps", "mask_hits", "mask_hits_dense",
            "landmark_hits", "landmark_distances"]
@@ -126,15 +128,14 @@ def region_overlaps(a: torch.Tensor, masks: torch.Tensor, thresholds: torch.Tens
     a: (B, N, H, W) activations; masks: (B, K, S, S) bool; thresholds: (N,).
     Returns (inter (B, N, K), area (B, N)), both int64.
     """
-    from . import native as _native
 
-    lib = _native.library() if native is not False and a.device.type == "cpu" else None
+    lib = library() if native is not False and a.device.type == "cpu" else None
     if native and lib is None:
         raise RuntimeError("the C kernel of region_overlaps is not available here (see the warning above)")
     if lib is not None:
         ey, lam_y = _cells(masks.shape[-2], a.shape[-2])
         ex, _ = _cells(masks.shape[-1], a.shape[-1])
-        return _native.region_overlaps(lib, a, masks.cpu(), thresholds.cpu(), ey, lam_y, ex)
+        return native_overlaps(lib, a, masks.cpu(), thresholds.cpu(), ey, lam_y, ex)
     return _region_overlaps_torch(a, masks, thresholds)
 
 
@@ -208,7 +209,6 @@ def mask_hits(a: torch.Tensor, masks: torch.Tensor, thresholds: torch.Tensor,
         max_elements *= 16  # a GPU has the memory, and fewer launches pay
     step = max(1, max_elements // max(1, n * size * max(1, w - 1)))
     if a.device.type == "cpu" and native is not False:
-        from .native import library
 
         if library() is not None:
             step = b  # the C kernel needs no more memory than its answer

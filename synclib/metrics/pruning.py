@@ -6,6 +6,7 @@ The interpretable layer feeds the head directly, so pruning a filter is masking 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -64,7 +65,6 @@ def pruning_auc(removed: list[int], accuracy: list[float], n: int) -> float:
     accuracy / accuracy before pruning, against the fraction of filters removed, divided by
     the fraction range (1 = nothing lost along the whole curve). A model that starts higher
     gains nothing by it; one that degrades more slowly does (the paper's point, Fig. 9)."""
-    import numpy as np
 
     frac = np.asarray(removed, float) / n
     acc = np.asarray(accuracy, float)
