@@ -219,7 +219,10 @@ def test_concept_rows_collect_the_features_at_the_rotated_maxima():
     assert cw.sum_g[0].abs().sum() == 0 and cw.counter[1].item() == pytest.approx(1.001)
 
 
-def test_cw_replaces_the_batch_norm_before_the_interpretable_layer():
+def test_cw_whitens_conv5_3s_own_batch_norm_and_a_is_its_output():
+    """Their VGG16-BN script whitens features[41] (--whitened_layers 13), conv5_3's own batch
+    norm, and their plots hook the whitened output: `a` is the CW layer's output there, and on
+    ResNet18 the output of the CW layer in layer4's last block (bn1)."""
     from synclib.methods import get_method
     from synclib.methods.cw import ConceptWhitening
     from synclib.models import build_model
@@ -229,13 +232,57 @@ def test_cw_replaces_the_batch_norm_before_the_interpretable_layer():
         kinds = [type(x).__name__ for x in m.modules()]
         assert kinds.count("ConceptWhitening") == 1, arch
         out = m.eval()(torch.rand(2, 3, 64, 64))
-        assert out.a.shape[1] == m.n_filters and torch.isfinite(out.logits).all()
+        cw = next(x for x in m.modules() if isinstance(x, ConceptWhitening))
+        assert out.a is cw.last_output and out.a.shape[1] == m.n_filters, arch
+        assert (out.a < 0).any() and torch.isfinite(out.logits).all()  # before the ReLU, not overwritten by it
     m = get_method("cw", "resnet18").prepare(build_model("resnet18", 3, 0.125), None)
     assert isinstance(m.layer4[-1].bn1, ConceptWhitening)
-    m = get_method("cw", "vgg16_bn").prepare(build_model("vgg16_bn", 3, 0.125), None)
-    convs = [i for i, x in enumerate(m.features) if isinstance(x, torch.nn.Conv2d)]
-    assert isinstance(m.features[convs[-2] + 1], ConceptWhitening)  # after conv5_2, before its ReLU
-    assert isinstance(m.features[convs[-1] + 1], torch.nn.BatchNorm2d)  # conv5_3 keeps its batch norm
+    m = get_method("cw", "vgg16_bn").prepare(build_model("vgg16_bn", 3, 1.0), None)
+    assert isinstance(m.features[41], ConceptWhitening)  # their index, at the paper's width
+    assert isinstance(m.features[40], torch.nn.Conv2d) and isinstance(m.features[42], torch.nn.ReLU)
+    assert isinstance(m.features[38], torch.nn.BatchNorm2d)  # conv5_2 keeps its batch norm
+
+
+def test_concept_rows_pair_with_the_rotated_axes():
+    """R swaps the two axes: rotated axis 0 is whitened channel 1 and axis 1 is channel 0.
+    Row `mode` of G takes, for each axis d, −(whitened channel d at axis d's pooling maximum),
+    as their IterNormRotation does: axis 0 peaks at the corner (channel 1's 2), where channel
+    0 is 1; axis 1 peaks at the centre (channel 0's 4), where channel 1 is −1."""
+    from synclib.methods.cw import ConceptWhitening
+
+    cw = ConceptWhitening(2).eval()  # running mean 0, whitening matrix I: xn = x
+    cw.running_rot.copy_(torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+    x = torch.ones(1, 2, 3, 3)
+    x[0, 0, 1, 1] = 4.0
+    x[0, 1] = -1.0
+    x[0, 1, 0, 2] = 2.0
+    cw.mode = 0
+    out = cw(x)
+    torch.testing.assert_close(out[0, 0], x[0, 1])
+    torch.testing.assert_close(out[0, 1], x[0, 0])
+    torch.testing.assert_close(cw.sum_g[0], torch.tensor([-0.05 * 1.0, -0.05 * -1.0]))
+
+
+def test_whitening_is_float32_under_bf16_autocast():
+    """Under torch.autocast(bfloat16) the layer turns autocast off: the whitened batch's
+    covariance is within 1e-3 of I. The same Newton iterations left inside autocast miss by
+    far more (bf16 products), which is what the training loop's CUDA autocast did."""
+    from synclib.methods.cw import ConceptWhitening, whitening_matrix
+
+    g = torch.Generator().manual_seed(0)
+    mix = torch.linalg.qr(torch.randn(8, 8, generator=g))[0] @ torch.diag(torch.linspace(0.8, 1.2, 8))
+    x = (mix @ torch.randn(8, 64 * 25, generator=g)).view(8, 64, 5, 5).transpose(0, 1).contiguous()
+    cw = ConceptWhitening(8).train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = cw(x)
+        xc = x.transpose(0, 1).reshape(8, -1)
+        xc = xc - xc.mean(1, keepdim=True)
+        wm_bf16 = whitening_matrix(xc, 10, 1e-5)
+    f = y.float().transpose(0, 1).reshape(8, -1)
+    cov = f @ f.t() / f.shape[1]
+    assert y.dtype == torch.float32 and (cov - torch.eye(8)).abs().max() < 1e-3
+    fb = wm_bf16.float() @ xc
+    assert ((fb @ fb.t() / fb.shape[1]) - torch.eye(8)).abs().max() > 5e-3
 
 
 def test_cw_refuses_more_parts_than_channels_naming_the_data_set():
