@@ -46,6 +46,33 @@ def test_csg_schedule_is_the_codes():
     assert [e for e in range(5) if csg_epoch(e, 5, 3, 2, 10 / 150)] == [2]
 
 
+def test_csgcnn_optimizers_are_the_codes_two_adams_over_its_parameter_sets():
+    """train.py / run.py: gated epochs step Adam(lr 1e-3) over layer4, fc and the gates;
+    standard epochs Adam(lr 1e-5) over layer3, layer4 and fc (and the gates, which get no
+    gradient there); lower layers frozen; no weight decay; each MultiStepLR at 0.4, 0.6, 0.8
+    of the run (60, 90, 120 of 150 epochs) in its own steps."""
+    from types import SimpleNamespace
+
+    from synclib.methods import get_method
+    from synclib.models import build_model
+
+    method = get_method("csgcnn", "resnet18")
+    model = method.prepare(build_model("resnet18", 4, 0.125), None)
+    (std, std_sched), (csg, csg_sched) = method.optimizers(model, SimpleNamespace(epochs=150))
+    ids = lambda ps: {id(p) for p in ps}  # noqa: E731
+    layer3, layer4, fc = (ids(m.parameters()) for m in (model.layer3, model.layer4, model.fc))
+    gate = {id(model.pre_head.gate)}
+    assert isinstance(std, torch.optim.Adam) and isinstance(csg, torch.optim.Adam)
+    assert ids(std.param_groups[0]["params"]) == layer3 | layer4 | fc | gate
+    assert ids(csg.param_groups[0]["params"]) == layer4 | fc | gate
+    assert [g["lr"] for g in std.param_groups] == [1e-5] and [g["lr"] for g in csg.param_groups] == [1e-3]
+    assert std.param_groups[0]["weight_decay"] == 0 and csg.param_groups[0]["betas"] == (0.9, 0.999)
+    assert not any(p.requires_grad for p in model.layer2.parameters()) and not model.conv1.weight.requires_grad
+    assert sorted(std_sched.milestones) == [60, 90, 120] and sorted(csg_sched.milestones) == [60, 90, 120]
+    data = SimpleNamespace(epochs=150)
+    assert [e for e in range(15) if method.optimizer_index(e, data) == 1] == [11, 14]  # the gated epochs
+
+
 # --- icCNN ------------------------------------------------------------------------------
 
 

@@ -83,6 +83,7 @@ def test_resume_equals_uninterrupted(tiny_world, tmp_path, method, arch):
     assert cfg2 == cfg and n_classes == 6
     if method == "csgcnn":
         assert [r["gate"] > 0 for r in hist["epochs"]] == [False, False, True]  # epoch 3 took the gated path
+        assert [r["lr"] for r in hist["epochs"]] == pytest.approx([1e-5, 1e-6, 1e-3])  # its two Adams' own schedules
         g = model.pre_head.gate
         assert g.min() >= 0 and torch.allclose(g.max(1).values, torch.ones(g.shape[0]))  # rescaled, clamped
     if method == "cw":  # 3 batches an epoch, the rotation updated before each epoch's 2nd: turned, still orthogonal
