@@ -196,6 +196,34 @@ def test_a_map_shaped_like_its_template_is_pushed_towards_it():
     assert c[0].item() == pytest.approx(1e-5 * (0.5 / 0.5) * 0.1)  # s normalized to 1, divided by 10 · epoch
 
 
+def test_tau_of_a_filter_whose_class_is_absent_is_pulled_towards_3():
+    """Filter 0 (class 0) sees one image of its class: two equal cells 2 apart on a row,
+    so σ̄ = 2 cells and τ moves 0.1 of the way to β/σ̄ = 1.5 (0.5 → 0.6). Filter 1's class
+    is absent: the code's σ̄ is 0/0 = NaN, MATLAB's min(NaN, 3) = 3, so τ moves towards 3
+    (2 → 2.1) instead of staying."""
+    from synclib.methods.icnn import ICNNState
+
+    state = ICNNState(2, 2, 2.0)
+    state.tau.copy_(torch.tensor([0.5, 2.0]))
+    state.slice_mag.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))  # filter f serves class f
+    a = torch.zeros(1, 2, 5, 5)
+    a[0, :, 2, 0] = a[0, :, 2, 4] = 1.0
+    state(a)  # the masks
+    state.update_tau(a, torch.tensor([0]), beta=3.0, rate=0.1)
+    torch.testing.assert_close(state.tau, torch.tensor([0.6, 2.1]))
+
+
+def test_icnn_edit_scale_with_softmax_is_the_codes():
+    """learn_icnn_multiclass.m: mag × 0.2 (mag / 50 above 10 classes); our_vl_simplenn.m
+    multiplies the softmax gradient by the number of classes: relative to the classification
+    gradient the edits are 1/30 of mag's at 6 classes (VOC Part), 1/1500 at 30 (ILSVRC Part)."""
+    from synclib.methods import get_method
+
+    m = get_method("icnn", "vgg16")
+    assert m.edit_mag(6) == pytest.approx(0.1 / 30) and m.edit_mag(30) == pytest.approx(0.1 / 1500)
+    assert get_method("icnn", "vgg16", edit_scale="unscaled").edit_mag(6) == 0.1
+
+
 # --- Concept Whitening ------------------------------------------------------------------
 
 
