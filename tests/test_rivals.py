@@ -123,6 +123,29 @@ def test_multiclass_loss_is_lowest_when_classes_share_their_group_profile():
     assert mixed > sorted_
 
 
+def test_mean_map_centring_is_the_codes_reinterpretation():
+    """Two channels on 2 × 2 maps with true means ch0 = [1, 2, 3, 4], ch1 = [10, 20, 30, 40]:
+    the code stores the map position-major, (P, N) = [[1, 10], [2, 20], [3, 30], [4, 40]], and
+    `.view(1, N, P)` reads its memory 1, 10, 2, 20 | 3, 30, 4, 40 as channel 0 | channel 1."""
+    from synclib.methods import get_method
+    from synclib.methods.iccnn import ICState, code_layout
+
+    true = torch.tensor([[1.0, 2, 3, 4], [10, 20, 30, 40]])
+    assert code_layout(true).tolist() == [[1, 10, 2, 20], [3, 30, 4, 40]]
+    method = get_method("iccnn", "vgg16")
+    assert method.params["mean_layout"] == "code" and method.params["every"] == 1
+    model = torch.nn.Module()
+    model.iccnn, model.fc = ICState(2), torch.nn.Linear(2, 2)
+    a = true.view(1, 2, 2, 2)  # one image equal to the mean: the running mean map is `true`
+    model.n_filters = 2
+    model.iccnn.group.copy_(torch.tensor([0, 1]))
+    out = type("Out", (), {"a": a})()
+    loss_code = method.extra_losses(out, torch.tensor([0]), model)["cluster"]
+    centred = (a.flatten(2) - torch.tensor([[1.0, 10, 2, 20], [3, 30, 4, 40]])).view(1, 2, 2, 2)
+    expect = 0.1 * cluster_loss(sample_correlation(centred, torch.zeros(2, 4)), torch.tensor([0, 1]), 2)
+    torch.testing.assert_close(loss_code, expect)
+
+
 # --- ICNN -------------------------------------------------------------------------------
 
 

@@ -188,6 +188,8 @@ class ICNN(Method):
     defaults = {"vgg16": {"tau0": 2.0, "beta": 3.0, "mag": 0.1, "tau_rate": 0.1, "edit_scale": "code"}}
 
     def prepare(self, model: nn.Module, data) -> nn.Module:
+        if self.params["edit_scale"] not in ("code", "unscaled"):
+            raise ValueError(f"icnn's edit_scale is 'code' or 'unscaled', not {self.params['edit_scale']!r}")
         n_classes = model.fc.out_features
         model.pre_head = ICNNState(model.n_filters, n_classes, self.params["tau0"])
         if data is not None and n_classes <= 10:  # above 10 classes the code weights them uniformly
