@@ -236,6 +236,20 @@ def test_tau_of_a_filter_whose_class_is_absent_is_pulled_towards_3():
     torch.testing.assert_close(state.tau, torch.tensor([0.6, 2.1]))
 
 
+def test_a_zero_class_magnitude_is_filled_from_class_0_and_every_infinity_repaired():
+    """our_cnn_train.m: `meantmp(meantmp==0) = sliceMag(meantmp==0)` reads column 1 of the
+    (N, C) matrix; our_vl_simplenn.m sets +inf and −inf alike to the largest finite value."""
+    from synclib.methods.icnn import ICNNState, _finite
+
+    state = ICNNState(2, 2, 2.0)
+    state.slice_mag.copy_(torch.tensor([[5.0, 1.0], [7.0, 1.0]]))
+    a = torch.zeros(1, 2, 2, 2)
+    a[0, 1] = 2.0  # filter 0's peak is 0 in this class-1 image, filter 1's is 2
+    state.update_slice_mag(a, torch.tensor([1]))
+    torch.testing.assert_close(state.slice_mag[:, 1], torch.tensor([0.9 + 0.1 * 5.0, 0.9 + 0.1 * 2.0]))
+    assert _finite(torch.tensor([1.0, float("inf"), -float("inf"), float("nan")])).tolist() == [1.0, 1.0, 1.0, 0.0]
+
+
 def test_icnn_edit_scale_with_softmax_is_the_codes():
     """learn_icnn_multiclass.m: mag × 0.2 (mag / 50 above 10 classes); our_vl_simplenn.m
     multiplies the softmax gradient by the number of classes: relative to the classification

@@ -78,10 +78,11 @@ def templates(mu: torch.Tensor, tau: torch.Tensor, h: int, w: int) -> torch.Tens
 
 
 def _finite(t: torch.Tensor) -> torch.Tensor:
-    """The code's repair: +inf → the largest finite value, NaN → 0."""
+    """The code's repair: every infinity (+ and −, as its `x(isinf(x)) = max(x(~isinf(x)))`)
+    → the largest finite value, NaN → 0."""
     fin = t[torch.isfinite(t)]
     big = fin.max() if fin.numel() else torch.zeros((), dtype=t.dtype, device=t.device)
-    return torch.nan_to_num(torch.where(torch.isinf(t) & (t > 0), big, t), nan=0.0)
+    return torch.nan_to_num(torch.where(torch.isinf(t), big, t), nan=0.0)
 
 
 @torch.no_grad()
@@ -152,7 +153,9 @@ class ICNNState(nn.Module):
     def update_slice_mag(self, a: torch.Tensor, labels: torch.Tensor, decay: float = 0.9) -> None:
         """The code's sliceMag: per class, the batch mean of each filter's largest activation,
         its first value floored at 0.1, then a running mean (0.9); classes absent from the
-        batch are left as they are."""
+        batch are left as they are. A zero mean takes class 0's magnitude, as the code's
+        `meantmp(meantmp==0) = sliceMag(meantmp==0)` indexes the (N, C) matrix by an N-long
+        mask, which reads its first column."""
         peak = a.detach().float().amax((2, 3))  # (B, N)
         for c in labels.unique().tolist():
             mean = peak[labels == c].mean(0)
@@ -160,7 +163,7 @@ class ICNNState(nn.Module):
             if col.sum() == 0:
                 col.copy_(mean.clamp_min(0.1))
             else:
-                mean = torch.where(mean == 0, col, mean)
+                mean = torch.where(mean == 0, self.slice_mag[:, 0], mean)
                 col.mul_(decay).add_((1 - decay) * mean)
 
     @torch.no_grad()
