@@ -33,7 +33,11 @@ map smaller than 3 × 3 the pooling window shrinks to the map.
 
 Precision: the whole layer (centring, covariance, Newton iterations, rotation) runs in
 float32 with autocast off: inside the loop's CUDA bf16 autocast a `.float()` alone leaves
-the matrix products in bf16 (off-diagonal covariance 0.053 instead of 0.010).
+the matrix products in bf16 (off-diagonal covariance 0.053 instead of 0.010). Their Newton
+iteration (P³Σ_N, not the coupled form) is unstable in float32 on an ill-conditioned batch:
+on a 1/8-width VGG16-BN fine-tuned on PartWorld, conv5_3's pre-BN covariance (256 samples,
+64 channels, 8 eigenvalues of Σ_N below 1e-3) whitens to a covariance 3·10³ off I in float32,
+0.04 in float64. `precision="float64"` runs the layer in float64; the default is their float32.
 """
 
 from __future__ import annotations
@@ -85,9 +89,13 @@ def cayley_step(g: torch.Tensor, r: torch.Tensor, max_halvings: int = 500) -> to
 class ConceptWhitening(nn.Module):
     """IterNorm whitening and a concept rotation, in place of a batch norm (see the module)."""
 
-    def __init__(self, n: int, iters: int = 10, eps: float = 1e-5, momentum: float = 0.05):
+    def __init__(self, n: int, iters: int = 10, eps: float = 1e-5, momentum: float = 0.05,
+                 precision: str = "float32"):
         super().__init__()
+        if precision not in ("float32", "float64"):
+            raise ValueError(f"CW's precision is 'float32' or 'float64', not {precision!r}")
         self.iters, self.eps, self.momentum = iters, eps, momentum
+        self.dtype = torch.float64 if precision == "float64" else torch.float32
         self.register_buffer("running_mean", torch.zeros(n, 1))
         self.register_buffer("running_wm", torch.eye(n))
         self.register_buffer("running_rot", torch.eye(n))
@@ -112,11 +120,12 @@ class ConceptWhitening(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Whitened and rotated x; kept in `last_output` (the model's `a` reads it)."""
         with torch.autocast(x.device.type, enabled=False):  # float32 products, also under bf16 autocast
-            xn = self.whiten(x if x.dtype == torch.float64 else x.float())
+            xn = self.whiten(x if x.dtype == torch.float64 else x.to(self.dtype))
             out = torch.einsum("bchw,dc->bdhw", xn, self.running_rot.to(xn.dtype))
             if self.mode >= 0:
                 with torch.no_grad():
                     self._accumulate(xn, out)
+        out = out.to(torch.float64 if x.dtype == torch.float64 else torch.float32)
         out = out.contiguous(memory_format=torch.channels_last)
         self.last_output = out
         return out
@@ -193,11 +202,12 @@ class CW(Method):
 
     name = "cw"
     needs_masks = True  # its concept images are cut out by the part masks
-    _p = {"iters": 10, "momentum": 0.05, "every": 30}
+    _p = {"iters": 10, "momentum": 0.05, "every": 30, "precision": "float32"}
     defaults = {"vgg16": dict(_p), "resnet18": dict(_p)}
 
     def prepare(self, model: nn.Module, data) -> nn.Module:
-        self.cw = ConceptWhitening(model.n_filters, self.params["iters"], momentum=self.params["momentum"])
+        self.cw = ConceptWhitening(model.n_filters, self.params["iters"], momentum=self.params["momentum"],
+                                   precision=self.params["precision"])
         _insert(model, self.cw)
         self._data, self._boxes = data, None
         if data is not None:
