@@ -49,11 +49,15 @@ class _Backbone(nn.Module):
     the interpretable one; `pre_head` (identity by default) runs on `a` before the pooled
     classifier only, so a method that gates or masks what the classifier sees (CSGCNN's class
     gates, ICNN's templates) leaves `a`, the maps every metric reads, as the filters made them.
+    `a_from` (None by default) names a submodule whose `last_output` is `a` instead of the
+    trunk's output, while the classifier still reads the trunk's: CW's metrics read its
+    whitened, rotated axes, as its authors' plots hook them, not the layers after it.
     """
 
     n_filters: int
 
     def _init_head(self, num_classes: int) -> None:
+        self.a_from: str | None = None
         self.adapter: nn.Module = nn.Identity()
         self.pre_head: nn.Module = nn.Identity()
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -69,8 +73,9 @@ class _Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         """x: (B, 3, S, S) images in [0, 1]."""
-        a = self.adapter(self.trunk((x - self.mean) / self.std))  # (B, N, H, W)
-        return ModelOutput(self.head(a), a)
+        z = self.adapter(self.trunk((x - self.mean) / self.std))  # (B, N, H, W)
+        a = z if self.a_from is None else self.get_submodule(self.a_from).last_output
+        return ModelOutput(self.head(z), a)
 
     @property
     def interpretable_layer_name(self) -> str:  # pragma: no cover - abstract

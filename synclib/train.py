@@ -147,10 +147,12 @@ def fit(cfg: TrainConfig, data: str | Path, out: str | Path, *, device: str | No
     `manifest`: the data set's manifest when the caller has read it (a job carries it).
 
     The method (`synclib.methods`) takes part through its hooks: `prepare(model, data)` once,
-    `param_groups(model)` for the optimizer, `on_epoch_start(model, epoch, data)`,
-    `forward(model, x, y)` and `losses(out, y, model)` each step, `after_step(model, step)`
-    after each optimizer step. Its state lives in the model's buffers, so the checkpoint
-    carries it.
+    `optimizers(model, cfg)` or else `param_groups(model)` for the optimizer,
+    `on_epoch_start(model, epoch, data)` and `optimizer_index(epoch, data)`, `before_step(model,
+    epoch, i)`, `forward(model, x, y)` and `losses(out, y, model)` each step, `after_step(model,
+    step)` after each optimizer step, `epoch_record(model)` at each epoch's end. Its state lives
+    in the model's buffers, so the checkpoint carries it; the checkpoint holds every optimizer's
+    and scheduler's state (a list of them when the method owns several).
     """
     out = Path(out)
     rank, world, local_rank = _distributed()
@@ -267,24 +269,29 @@ def _fit(cfg: TrainConfig, config: dict, train_set, test_set, out: Path, dev, st
     method = get_method(cfg.method, cfg.arch, **cfg.method_params)
     model = method.prepare(_model_for(cfg, len(train_set.classes)), tdata).to(dev)
     model = model.to(memory_format=torch.channels_last)  # faster convolutions on GPUs and CPUs alike
+    own = method.optimizers(model, cfg)  # before DDP wraps the model: a method may freeze layers
     net = model  # what the method's forward runs: the model, or its DistributedDataParallel wrapper
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    groups = method.param_groups(model)
-    for g in groups:  # a group may ask for a multiple of the run's learning rate (CSGCNN's gate)
-        if "lr_scale" in g:
-            g["lr"] = cfg.lr * g["lr_scale"]
-    opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    milestones = lr_milestones(cfg.epochs, cfg.milestones)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=0.1)
+    if own is None:  # the default path: one SGD and one MultiStepLR from the run's config
+        groups = method.param_groups(model)
+        for g in groups:  # a group may ask for a multiple of the run's learning rate
+            if "lr_scale" in g:
+                g["lr"] = cfg.lr * g["lr_scale"]
+        opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        milestones = lr_milestones(cfg.epochs, cfg.milestones)
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=0.1)
+        opts, scheds = [opt], [sched]
+    else:
+        opts, scheds = [o for o, _ in own], [s for _, s in own]
     history: dict = {"epochs": [], "method_params": method.params}
     start = 0
     ckpt = out / "checkpoint.pt"
     if state is not None:
         try:
             model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
+            _load_states(opts, state["optimizer"])
+            _load_states(scheds, state["scheduler"])
             history = json.loads(state["history"])
         except (RuntimeError, ValueError, KeyError, TypeError) as e:
             raise CorruptFile(ckpt, f"does not fit this run's model and optimizer ({type(e).__name__}: {e})",
@@ -296,6 +303,7 @@ def _fit(cfg: TrainConfig, config: dict, train_set, test_set, out: Path, dev, st
         t0 = time.perf_counter()
         batches, flips = tdata.epoch_batches(epoch)
         method.on_epoch_start(model, epoch, tdata)
+        active = method.optimizer_index(epoch, tdata)  # the optimizer (and scheduler) of this epoch
         model.train()
         sums: dict[str, float] = {}
         correct, seen = 0, 0
@@ -304,6 +312,7 @@ def _fit(cfg: TrainConfig, config: dict, train_set, test_set, out: Path, dev, st
         bar = tqdm(loader, desc=f"{cfg.method}/{cfg.arch} epoch {epoch + 1}/{cfg.epochs}",
                    disable=not progress, leave=False, unit="batch")
         for i, batch in enumerate(bar):
+            method.before_step(model, epoch, i)
             x, y = batch["image"], batch["label"]
             if cfg.flip:
                 f = flips[batch["index"]]
@@ -319,9 +328,10 @@ def _fit(cfg: TrainConfig, config: dict, train_set, test_set, out: Path, dev, st
                     f"loss became {loss.item()} at epoch {epoch + 1} ({ {k: v.item() for k, v in terms.items()} }); "
                     "lower the learning rate or the λ of the method"
                 )
-            opt.zero_grad(set_to_none=True)
+            for o in opts:
+                o.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            opts[active].step()
             method.after_step(model, epoch * steps_per_epoch + i)
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v.item() * len(y)
@@ -330,18 +340,19 @@ def _fit(cfg: TrainConfig, config: dict, train_set, test_set, out: Path, dev, st
             bar.set_postfix(loss=f"{loss.item():.3f}")
         if world > 1:  # the epoch's sums over every process's samples
             sums, correct, seen = _all_reduce_sums(sums, correct, seen, dev)
-        record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
+        record = {"epoch": epoch + 1, "lr": opts[active].param_groups[0]["lr"]}
         record.update({k: v / seen for k, v in sums.items()})
         record["loss"] = sum(v / seen for v in sums.values())
         record["train_acc"] = correct / seen
-        sched.step()
+        record.update(method.epoch_record(model))
+        scheds[active].step()
         if test_set is not None and rank == 0 and epoch == cfg.epochs - 1:  # the run's accuracy, once
             record["test_acc"] = evaluate_accuracy(model, test_set, device=dev)
         record["seconds"] = time.perf_counter() - t0
         history["epochs"].append(record)
         if rank == 0:
-            _save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                   "scheduler": sched.state_dict(), "epoch": epoch + 1,
+            _save({"model": model.state_dict(), "optimizer": _states(opts),
+                   "scheduler": _states(scheds), "epoch": epoch + 1,
                    "history": json.dumps(history), "config": config}, ckpt)
         if world > 1:
             _barrier()  # no process runs ahead of the checkpoint it would resume from
@@ -361,6 +372,21 @@ def _fit(cfg: TrainConfig, config: dict, train_set, test_set, out: Path, dev, st
     if world > 1:
         _barrier()
     return history
+
+
+def _states(objs: list) -> dict | list[dict]:
+    """The state of the run's optimizers (or schedulers) for the checkpoint: one state dict on
+    the default path (the format a single optimizer always had), a list when a method has several."""
+    return objs[0].state_dict() if len(objs) == 1 else [o.state_dict() for o in objs]
+
+
+def _load_states(objs: list, saved) -> None:
+    """Restore what `_states` saved; a checkpoint with another number of them does not fit."""
+    saved = [saved] if isinstance(saved, dict) else list(saved)
+    if len(saved) != len(objs):
+        raise ValueError(f"{len(saved)} saved states for {len(objs)} optimizers or schedulers")
+    for o, st in zip(objs, saved):
+        o.load_state_dict(st)
 
 
 def _all_reduce_sums(sums: dict[str, float], correct: int, seen: int, dev) -> tuple[dict[str, float], int, int]:

@@ -137,3 +137,61 @@ def test_every_hook_resumes_to_the_same_weights_and_state(hooked, tiny_world, tm
     assert "hook" in hist["epochs"][0]
     model, cfg2, _ = load_run(tmp_path / "mid")  # loading re-attaches the method's modules
     assert cfg2 == cfg and torch.equal(model.hooked.gate.detach(), straight["hooked.gate"])
+
+
+class TwoOptimizers(Method):
+    """A toy method that owns its optimizers: SGD in even epochs, Adam over the classifier in
+    odd ones, each with its own scheduler; a counter bumped in `before_step`; an epoch record."""
+
+    name = "test_two_optimizers"
+    defaults = {"resnet18": {}}
+    kill_at_step: int | None = None
+
+    def prepare(self, model, data):
+        state = nn.Module()
+        state.register_buffer("before", torch.zeros((), dtype=torch.long))
+        model.two = state
+        return model
+
+    def optimizers(self, model, cfg):
+        sgd = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        adam = torch.optim.Adam(model.fc.parameters(), lr=1e-3)
+        return [(sgd, torch.optim.lr_scheduler.StepLR(sgd, 1, gamma=0.5)),
+                (adam, torch.optim.lr_scheduler.StepLR(adam, 1, gamma=0.1))]
+
+    def optimizer_index(self, epoch, data):
+        return epoch % 2
+
+    def before_step(self, model, epoch, i):
+        model.two.before += 1
+
+    def after_step(self, model, step):
+        if TwoOptimizers.kill_at_step == step:
+            raise Killed
+
+    def epoch_record(self, model):
+        return {"before": int(model.two.before)}
+
+
+def test_a_method_owning_two_optimizers_resumes_to_the_same_weights(tiny_world, tmp_path):
+    """Each optimizer steps and each scheduler decays only in its own epochs; a run killed
+    mid-epoch resumes with every optimizer's and scheduler's state to the uninterrupted weights."""
+    METHODS[TwoOptimizers.name] = TwoOptimizers
+    try:
+        cfg = TrainConfig(method=TwoOptimizers.name, arch="resnet18", width=0.125, epochs=4, batch_size=16)
+        h = fit(cfg, tiny_world, tmp_path / "straight", progress=False)
+        assert [r["lr"] for r in h["epochs"]] == pytest.approx([0.01, 1e-3, 0.005, 1e-4])
+        assert [r["before"] for r in h["epochs"]] == [3, 6, 9, 12]  # before each of 3 batches an epoch
+        TwoOptimizers.kill_at_step = 7  # in the third epoch, after both optimizers have stepped
+        with pytest.raises(Killed):
+            fit(cfg, tiny_world, tmp_path / "mid", progress=False)
+        TwoOptimizers.kill_at_step = None
+        fit(cfg, tiny_world, tmp_path / "mid", progress=False)
+        a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "mid")
+        for k in a:
+            torch.testing.assert_close(b[k], a[k], rtol=0, atol=0, msg=k)
+        state = torch.load(tmp_path / "mid/checkpoint.pt", weights_only=False)
+        assert len(state["optimizer"]) == 2 and len(state["scheduler"]) == 2
+    finally:
+        del METHODS[TwoOptimizers.name]
+        TwoOptimizers.kill_at_step = None

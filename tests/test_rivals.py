@@ -46,6 +46,33 @@ def test_csg_schedule_is_the_codes():
     assert [e for e in range(5) if csg_epoch(e, 5, 3, 2, 10 / 150)] == [2]
 
 
+def test_csgcnn_optimizers_are_the_codes_two_adams_over_its_parameter_sets():
+    """train.py / run.py: gated epochs step Adam(lr 1e-3) over layer4, fc and the gates;
+    standard epochs Adam(lr 1e-5) over layer3, layer4 and fc (and the gates, which get no
+    gradient there); lower layers frozen; no weight decay; each MultiStepLR at 0.4, 0.6, 0.8
+    of the run (60, 90, 120 of 150 epochs) in its own steps."""
+    from types import SimpleNamespace
+
+    from synclib.methods import get_method
+    from synclib.models import build_model
+
+    method = get_method("csgcnn", "resnet18")
+    model = method.prepare(build_model("resnet18", 4, 0.125), None)
+    (std, std_sched), (csg, csg_sched) = method.optimizers(model, SimpleNamespace(epochs=150))
+    ids = lambda ps: {id(p) for p in ps}  # noqa: E731
+    layer3, layer4, fc = (ids(m.parameters()) for m in (model.layer3, model.layer4, model.fc))
+    gate = {id(model.pre_head.gate)}
+    assert isinstance(std, torch.optim.Adam) and isinstance(csg, torch.optim.Adam)
+    assert ids(std.param_groups[0]["params"]) == layer3 | layer4 | fc | gate
+    assert ids(csg.param_groups[0]["params"]) == layer4 | fc | gate
+    assert [g["lr"] for g in std.param_groups] == [1e-5] and [g["lr"] for g in csg.param_groups] == [1e-3]
+    assert std.param_groups[0]["weight_decay"] == 0 and csg.param_groups[0]["betas"] == (0.9, 0.999)
+    assert not any(p.requires_grad for p in model.layer2.parameters()) and not model.conv1.weight.requires_grad
+    assert sorted(std_sched.milestones) == [60, 90, 120] and sorted(csg_sched.milestones) == [60, 90, 120]
+    data = SimpleNamespace(epochs=150)
+    assert [e for e in range(15) if method.optimizer_index(e, data) == 1] == [11, 14]  # the gated epochs
+
+
 # --- icCNN ------------------------------------------------------------------------------
 
 
@@ -94,6 +121,29 @@ def test_multiclass_loss_is_lowest_when_classes_share_their_group_profile():
     mixed = multiclass_loss(a_mixed, groups, 2, labels, 2).item()
     assert sorted_ == pytest.approx(-2.0, abs=1e-4)  # within-class cosine 1 over a class row mean of 1/2 each
     assert mixed > sorted_
+
+
+def test_mean_map_centring_is_the_codes_reinterpretation():
+    """Two channels on 2 × 2 maps with true means ch0 = [1, 2, 3, 4], ch1 = [10, 20, 30, 40]:
+    the code stores the map position-major, (P, N) = [[1, 10], [2, 20], [3, 30], [4, 40]], and
+    `.view(1, N, P)` reads its memory 1, 10, 2, 20 | 3, 30, 4, 40 as channel 0 | channel 1."""
+    from synclib.methods import get_method
+    from synclib.methods.iccnn import ICState, code_layout
+
+    true = torch.tensor([[1.0, 2, 3, 4], [10, 20, 30, 40]])
+    assert code_layout(true).tolist() == [[1, 10, 2, 20], [3, 30, 4, 40]]
+    method = get_method("iccnn", "vgg16")
+    assert method.params["mean_layout"] == "code" and method.params["every"] == 1
+    model = torch.nn.Module()
+    model.iccnn, model.fc = ICState(2), torch.nn.Linear(2, 2)
+    a = true.view(1, 2, 2, 2)  # one image equal to the mean: the running mean map is `true`
+    model.n_filters = 2
+    model.iccnn.group.copy_(torch.tensor([0, 1]))
+    out = type("Out", (), {"a": a})()
+    loss_code = method.extra_losses(out, torch.tensor([0]), model)["cluster"]
+    centred = (a.flatten(2) - torch.tensor([[1.0, 10, 2, 20], [3, 30, 4, 40]])).view(1, 2, 2, 2)
+    expect = 0.1 * cluster_loss(sample_correlation(centred, torch.zeros(2, 4)), torch.tensor([0, 1]), 2)
+    torch.testing.assert_close(loss_code, expect)
 
 
 # --- ICNN -------------------------------------------------------------------------------
@@ -169,6 +219,48 @@ def test_a_map_shaped_like_its_template_is_pushed_towards_it():
     assert c[0].item() == pytest.approx(1e-5 * (0.5 / 0.5) * 0.1)  # s normalized to 1, divided by 10 · epoch
 
 
+def test_tau_of_a_filter_whose_class_is_absent_is_pulled_towards_3():
+    """Filter 0 (class 0) sees one image of its class: two equal cells 2 apart on a row,
+    so σ̄ = 2 cells and τ moves 0.1 of the way to β/σ̄ = 1.5 (0.5 → 0.6). Filter 1's class
+    is absent: the code's σ̄ is 0/0 = NaN, MATLAB's min(NaN, 3) = 3, so τ moves towards 3
+    (2 → 2.1) instead of staying."""
+    from synclib.methods.icnn import ICNNState
+
+    state = ICNNState(2, 2, 2.0)
+    state.tau.copy_(torch.tensor([0.5, 2.0]))
+    state.slice_mag.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))  # filter f serves class f
+    a = torch.zeros(1, 2, 5, 5)
+    a[0, :, 2, 0] = a[0, :, 2, 4] = 1.0
+    state(a)  # the masks
+    state.update_tau(a, torch.tensor([0]), beta=3.0, rate=0.1)
+    torch.testing.assert_close(state.tau, torch.tensor([0.6, 2.1]))
+
+
+def test_a_zero_class_magnitude_is_filled_from_class_0_and_every_infinity_repaired():
+    """our_cnn_train.m: `meantmp(meantmp==0) = sliceMag(meantmp==0)` reads column 1 of the
+    (N, C) matrix; our_vl_simplenn.m sets +inf and −inf alike to the largest finite value."""
+    from synclib.methods.icnn import ICNNState, _finite
+
+    state = ICNNState(2, 2, 2.0)
+    state.slice_mag.copy_(torch.tensor([[5.0, 1.0], [7.0, 1.0]]))
+    a = torch.zeros(1, 2, 2, 2)
+    a[0, 1] = 2.0  # filter 0's peak is 0 in this class-1 image, filter 1's is 2
+    state.update_slice_mag(a, torch.tensor([1]))
+    torch.testing.assert_close(state.slice_mag[:, 1], torch.tensor([0.9 + 0.1 * 5.0, 0.9 + 0.1 * 2.0]))
+    assert _finite(torch.tensor([1.0, float("inf"), -float("inf"), float("nan")])).tolist() == [1.0, 1.0, 1.0, 0.0]
+
+
+def test_icnn_edit_scale_with_softmax_is_the_codes():
+    """learn_icnn_multiclass.m: mag × 0.2 (mag / 50 above 10 classes); our_vl_simplenn.m
+    multiplies the softmax gradient by the number of classes: relative to the classification
+    gradient the edits are 1/30 of mag's at 6 classes (VOC Part), 1/1500 at 30 (ILSVRC Part)."""
+    from synclib.methods import get_method
+
+    m = get_method("icnn", "vgg16")
+    assert m.edit_mag(6) == pytest.approx(0.1 / 30) and m.edit_mag(30) == pytest.approx(0.1 / 1500)
+    assert get_method("icnn", "vgg16", edit_scale="unscaled").edit_mag(6) == 0.1
+
+
 # --- Concept Whitening ------------------------------------------------------------------
 
 
@@ -219,7 +311,10 @@ def test_concept_rows_collect_the_features_at_the_rotated_maxima():
     assert cw.sum_g[0].abs().sum() == 0 and cw.counter[1].item() == pytest.approx(1.001)
 
 
-def test_cw_replaces_the_batch_norm_before_the_interpretable_layer():
+def test_cw_whitens_conv5_3s_own_batch_norm_and_a_is_its_output():
+    """Their VGG16-BN script whitens features[41] (--whitened_layers 13), conv5_3's own batch
+    norm, and their plots hook the whitened output: `a` is the CW layer's output there, and on
+    ResNet18 the output of the CW layer in layer4's last block (bn1)."""
     from synclib.methods import get_method
     from synclib.methods.cw import ConceptWhitening
     from synclib.models import build_model
@@ -229,13 +324,57 @@ def test_cw_replaces_the_batch_norm_before_the_interpretable_layer():
         kinds = [type(x).__name__ for x in m.modules()]
         assert kinds.count("ConceptWhitening") == 1, arch
         out = m.eval()(torch.rand(2, 3, 64, 64))
-        assert out.a.shape[1] == m.n_filters and torch.isfinite(out.logits).all()
+        cw = next(x for x in m.modules() if isinstance(x, ConceptWhitening))
+        assert out.a is cw.last_output and out.a.shape[1] == m.n_filters, arch
+        assert (out.a < 0).any() and torch.isfinite(out.logits).all()  # before the ReLU, not overwritten by it
     m = get_method("cw", "resnet18").prepare(build_model("resnet18", 3, 0.125), None)
     assert isinstance(m.layer4[-1].bn1, ConceptWhitening)
-    m = get_method("cw", "vgg16_bn").prepare(build_model("vgg16_bn", 3, 0.125), None)
-    convs = [i for i, x in enumerate(m.features) if isinstance(x, torch.nn.Conv2d)]
-    assert isinstance(m.features[convs[-2] + 1], ConceptWhitening)  # after conv5_2, before its ReLU
-    assert isinstance(m.features[convs[-1] + 1], torch.nn.BatchNorm2d)  # conv5_3 keeps its batch norm
+    m = get_method("cw", "vgg16_bn").prepare(build_model("vgg16_bn", 3, 1.0), None)
+    assert isinstance(m.features[41], ConceptWhitening)  # their index, at the paper's width
+    assert isinstance(m.features[40], torch.nn.Conv2d) and isinstance(m.features[42], torch.nn.ReLU)
+    assert isinstance(m.features[38], torch.nn.BatchNorm2d)  # conv5_2 keeps its batch norm
+
+
+def test_concept_rows_pair_with_the_rotated_axes():
+    """R swaps the two axes: rotated axis 0 is whitened channel 1 and axis 1 is channel 0.
+    Row `mode` of G takes, for each axis d, −(whitened channel d at axis d's pooling maximum),
+    as their IterNormRotation does: axis 0 peaks at the corner (channel 1's 2), where channel
+    0 is 1; axis 1 peaks at the centre (channel 0's 4), where channel 1 is −1."""
+    from synclib.methods.cw import ConceptWhitening
+
+    cw = ConceptWhitening(2).eval()  # running mean 0, whitening matrix I: xn = x
+    cw.running_rot.copy_(torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+    x = torch.ones(1, 2, 3, 3)
+    x[0, 0, 1, 1] = 4.0
+    x[0, 1] = -1.0
+    x[0, 1, 0, 2] = 2.0
+    cw.mode = 0
+    out = cw(x)
+    torch.testing.assert_close(out[0, 0], x[0, 1])
+    torch.testing.assert_close(out[0, 1], x[0, 0])
+    torch.testing.assert_close(cw.sum_g[0], torch.tensor([-0.05 * 1.0, -0.05 * -1.0]))
+
+
+def test_whitening_is_float32_under_bf16_autocast():
+    """Under torch.autocast(bfloat16) the layer turns autocast off: the whitened batch's
+    covariance is within 1e-3 of I. The same Newton iterations left inside autocast miss by
+    far more (bf16 products), which is what the training loop's CUDA autocast did."""
+    from synclib.methods.cw import ConceptWhitening, whitening_matrix
+
+    g = torch.Generator().manual_seed(0)
+    mix = torch.linalg.qr(torch.randn(8, 8, generator=g))[0] @ torch.diag(torch.linspace(0.8, 1.2, 8))
+    x = (mix @ torch.randn(8, 64 * 25, generator=g)).view(8, 64, 5, 5).transpose(0, 1).contiguous()
+    cw = ConceptWhitening(8).train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = cw(x)
+        xc = x.transpose(0, 1).reshape(8, -1)
+        xc = xc - xc.mean(1, keepdim=True)
+        wm_bf16 = whitening_matrix(xc, 10, 1e-5)
+    f = y.float().transpose(0, 1).reshape(8, -1)
+    cov = f @ f.t() / f.shape[1]
+    assert y.dtype == torch.float32 and (cov - torch.eye(8)).abs().max() < 1e-3
+    fb = wm_bf16.float() @ xc
+    assert ((fb @ fb.t() / fb.shape[1]) - torch.eye(8)).abs().max() > 5e-3
 
 
 def test_cw_refuses_more_parts_than_channels_naming_the_data_set():
@@ -247,3 +386,26 @@ def test_cw_refuses_more_parts_than_channels_naming_the_data_set():
     data = SimpleNamespace(dataset=SimpleNamespace(parts=[f"p{i}" for i in range(80)], root="/data/many-parts"))
     with pytest.raises(ValueError, match=r"/data/many-parts has 80 parts, more than the 64 channels.*--width"):
         get_method("cw", "vgg16_bn").prepare(build_model("vgg16_bn", 3, 0.125), data)
+
+
+def test_cw_newton_iteration_is_unstable_in_float32_on_a_badly_conditioned_batch():
+    """Their uncoupled Newton iteration (P ← 1.5P − 0.5P³Σ_N, T = 10) on channel scales from
+    0.1 to 1: in float32 (their precision, our default) the whitened covariance ends hundreds
+    off I; with precision="float64" within 1e-3. The conv5_3 placement's divergence on the
+    CPU (no autocast there) is this, not bf16."""
+    from synclib.methods import get_method
+    from synclib.methods.cw import ConceptWhitening
+
+    g = torch.Generator().manual_seed(0)
+    mix = torch.linalg.qr(torch.randn(8, 8, generator=g))[0] @ torch.diag(torch.logspace(-1, 0, 8))
+    x = (mix @ torch.randn(8, 64 * 25, generator=g)).view(8, 64, 5, 5).transpose(0, 1).contiguous()
+    err = {}
+    for precision in ("float32", "float64"):
+        y = ConceptWhitening(8, precision=precision).train()(x)
+        assert y.dtype == torch.float32
+        f = y.double().transpose(0, 1).reshape(8, -1)
+        err[precision] = ((f @ f.t() / f.shape[1]) - torch.eye(8, dtype=torch.float64)).abs().max().item()
+    assert err["float64"] < 1e-3 and err["float32"] > 10
+    assert get_method("cw", "vgg16").params["precision"] == "float32"
+    with pytest.raises(ValueError, match="precision"):
+        ConceptWhitening(8, precision="bfloat16")

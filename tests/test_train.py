@@ -58,7 +58,7 @@ def test_resume_equals_uninterrupted(tiny_world, tmp_path, method, arch):
     (CSGCNN's gates, icCNN's groups and running mean map, ICNN's τ and class magnitudes,
     Decoup's gate modules, whose noise is drawn per (epoch, batch)) of an uninterrupted one;
     for CSGCNN epoch 3 is a gated one."""
-    extra = {"every": 2} if method == "cw" else {}  # CW's concept rotation every 2 steps instead of 30
+    extra = {"every": 2} if method == "cw" else {}  # CW's concept rotation every 2 batches instead of 30
     cfg = TrainConfig(method=method, arch=arch, width=0.125, epochs=3, batch_size=16, method_params=extra)
     fit(cfg, tiny_world, tmp_path / "straight", progress=False)
 
@@ -85,9 +85,10 @@ def test_resume_equals_uninterrupted(tiny_world, tmp_path, method, arch):
     assert cfg2 == cfg and n_classes == 6
     if method == "csgcnn":
         assert [r["gate"] > 0 for r in hist["epochs"]] == [False, False, True]  # epoch 3 took the gated path
+        assert [r["lr"] for r in hist["epochs"]] == pytest.approx([1e-5, 1e-6, 1e-3])  # its two Adams' own schedules
         g = model.pre_head.gate
         assert g.min() >= 0 and torch.allclose(g.max(1).values, torch.ones(g.shape[0]))  # rescaled, clamped
-    if method == "cw":  # 9 steps, the rotation updated 4 times: turned, and still orthogonal
+    if method == "cw":  # 3 batches an epoch, the rotation updated before each epoch's 2nd: turned, still orthogonal
         rot = model.layer4[-1].bn1.running_rot
         assert torch.allclose(rot @ rot.t(), torch.eye(rot.shape[0]), atol=1e-5)
         assert not torch.allclose(rot, torch.eye(rot.shape[0]), atol=1e-3)

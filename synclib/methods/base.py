@@ -14,7 +14,14 @@ registered class, never a new loop:
     forward(model, x, y)             the training forward pass; the labels are there for
                                      methods that need them (CSGCNN's class gates)
     losses(out, y, model)            every weighted term of the objective
-    after_step(model, step)          after each optimizer step (clamping, rotations)
+    before_step(model, epoch, i)     before batch i (0-based, counted within the epoch) runs
+                                     (CW's concept rotation, which their code runs there)
+    after_step(model, step)          after each optimizer step (clamping)
+    optimizers(model, cfg)           None (the loop's one SGD and MultiStepLR), or the method's
+                                     own [(optimizer, scheduler), ...] (CSGCNN's two Adams)
+    optimizer_index(epoch, data)     which of those steps in `epoch`; only its scheduler steps
+                                     at the epoch's end
+    epoch_record(model)              numbers added to the epoch's history record (gate values)
 
 State lives in buffers of modules the method attaches in `prepare`: the checkpoint, resume
 and a multi-process broadcast carry it with no extra code. Randomness comes from
@@ -151,5 +158,25 @@ class Method:
         terms.update(self.extra_losses(out, labels, model))
         return terms
 
+    def before_step(self, model: nn.Module, epoch: int, i: int) -> None:
+        """Before batch `i` of `epoch` (both 0-based; i counted within the epoch) runs forward."""
+
     def after_step(self, model: nn.Module, step: int) -> None:
         """After optimizer step `step` (0-based, counted over the whole run)."""
+
+    def optimizers(self, model: nn.Module, cfg: Any) -> list[tuple[torch.optim.Optimizer, Any]] | None:
+        """The method's own optimizers, each with its scheduler, or None for the loop's default
+        (SGD over `param_groups` with the run's lr, momentum and weight decay, and MultiStepLR
+        at the run's milestones). `cfg` is the run's TrainConfig. A method that returns them
+        also says, in `optimizer_index`, which one steps in an epoch; the checkpoint carries
+        every optimizer's and scheduler's state."""
+        return None
+
+    def optimizer_index(self, epoch: int, data: TrainData) -> int:
+        """Which of `optimizers(...)` steps in `epoch` (0-based); its scheduler alone steps at
+        the epoch's end. The default: the first (the only one of the default path)."""
+        return 0
+
+    def epoch_record(self, model: nn.Module) -> dict[str, float]:
+        """Numbers to add to the epoch's history record after its last step (JSON scalars)."""
+        return {}

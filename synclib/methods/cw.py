@@ -9,22 +9,37 @@ Read from the authors' code (github.com/zhiCHEN96/ConceptWhitening:
   P ← 1.5 P − 0.5 P³ Σ_N from P = I; the whitening matrix is P · √(1 / tr Σ). Running mean and
   whitening matrix (momentum 0.05) serve in eval mode. No affine (their default).
 - **Rotation**: the whitened channels times an orthogonal R, so that axis k of the output is
-  concept k. Every 30 training steps, in eval mode, one batch of each concept's images runs
+  concept k. Before every 30th batch of an epoch (batch i with (i + 1) mod 30 = 0, counted
+  within the epoch, before that batch's forward pass and optimizer step, as their
+  `train_places.py`), in eval mode, one batch of each concept's images runs
   through the network; for concept k the layer keeps −(the whitened features at the maxima of
   3 × 3 max-pooling of the rotated features), averaged over the batch, in row k of a matrix G
   (a running mean, momentum 0.05; their "pool_max"). R then takes two steps of their
   curvilinear search on the Stiefel manifold: the Cayley transform Q = (I + τ/2 A)⁻¹(I − τ/2 A),
   A = G Rᵀ − R Gᵀ, with τ found by bisection (from 1000, within 500 halvings) until the
-  Armijo and curvature conditions hold (c1 = 1e-4, c2 = 0.9).
+  Armijo and curvature conditions hold (c1 = 1e-4, c2 = 0.9). An epoch of fewer than 30
+  batches never rotates: the count restarts with each epoch, as in their loop.
 - **Concepts**: the data set's parts. A concept image is a training image cropped to that
   part's bounding box (from its mask) and resized to the input size: the "extra concept data"
   of the paper's Table II.
 
-Where the layer goes: it replaces the batch norm before the interpretable layer, the one after
-the conv that feeds it (VGG16-BN: after conv5_2; ResNet18: layer4's last block's bn1, the kind
-of layer their code whitens), so the interpretable conv and its batch norm follow the whitened,
-rotated axes, as in their networks. On VGG16 without batch norm it is inserted between conv5_2
-and its ReLU. On a map smaller than 3 × 3 the pooling window shrinks to the map.
+Where the layer goes: where their VGG16-BN script puts it (`--whitened_layers 13`,
+`features[41]`): in place of the batch norm of the interpretable conv itself (conv5_3's),
+and, on ResNet18, in place of layer4's last block's bn1 (the kind of layer their ResNets
+whiten). `a`, the maps every metric reads, is the CW layer's output (their plots hook the
+whitened output), so concept k is axis k of `a`; the classifier still reads the network's
+own output. On VGG16 without batch norm it is inserted between conv5_3 and its ReLU. On a
+map smaller than 3 × 3 the pooling window shrinks to the map.
+
+Precision: the whole layer (centring, covariance, Newton iterations, rotation) runs in
+float32 with autocast off: inside the loop's CUDA bf16 autocast a `.float()` alone leaves
+the matrix products in bf16 (off-diagonal covariance 0.053 instead of 0.010). Their Newton
+iteration (P³Σ_N, not the coupled form) is unstable in float32 on an ill-conditioned batch:
+on a 1/8-width VGG16-BN fine-tuned on PartWorld, conv5_3's pre-BN covariance (256 samples,
+64 channels, 8 eigenvalues of Σ_N below 1e-3) whitens to a covariance 3·10³ off I in float32,
+0.04 in float64 (float64 is no cure for every case: iterated 20 times instead of 10 the same
+batch diverges there too). `precision="float64"` runs the layer in float64; the default is
+their float32.
 """
 
 from __future__ import annotations
@@ -76,9 +91,13 @@ def cayley_step(g: torch.Tensor, r: torch.Tensor, max_halvings: int = 500) -> to
 class ConceptWhitening(nn.Module):
     """IterNorm whitening and a concept rotation, in place of a batch norm (see the module)."""
 
-    def __init__(self, n: int, iters: int = 10, eps: float = 1e-5, momentum: float = 0.05):
+    def __init__(self, n: int, iters: int = 10, eps: float = 1e-5, momentum: float = 0.05,
+                 precision: str = "float32"):
         super().__init__()
+        if precision not in ("float32", "float64"):
+            raise ValueError(f"CW's precision is 'float32' or 'float64', not {precision!r}")
         self.iters, self.eps, self.momentum = iters, eps, momentum
+        self.dtype = torch.float64 if precision == "float64" else torch.float32
         self.register_buffer("running_mean", torch.zeros(n, 1))
         self.register_buffer("running_wm", torch.eye(n))
         self.register_buffer("running_rot", torch.eye(n))
@@ -101,12 +120,17 @@ class ConceptWhitening(nn.Module):
         return (wm @ xc).view(c, b, h, w).transpose(0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xn = self.whiten(x)
-        out = torch.einsum("bchw,dc->bdhw", xn, self.running_rot.to(xn.dtype))
-        if self.mode >= 0:
-            with torch.no_grad():
-                self._accumulate(xn, out)
-        return out.to(x.dtype).contiguous(memory_format=torch.channels_last)
+        """Whitened and rotated x; kept in `last_output` (the model's `a` reads it)."""
+        with torch.autocast(x.device.type, enabled=False):  # float32 products, also under bf16 autocast
+            xn = self.whiten(x if x.dtype == torch.float64 else x.to(self.dtype))
+            out = torch.einsum("bchw,dc->bdhw", xn, self.running_rot.to(xn.dtype))
+            if self.mode >= 0:
+                with torch.no_grad():
+                    self._accumulate(xn, out)
+        out = out.to(torch.float64 if x.dtype == torch.float64 else torch.float32)
+        out = out.contiguous(memory_format=torch.channels_last)
+        self.last_output = out
+        return out
 
     def _accumulate(self, xn: torch.Tensor, rotated: torch.Tensor) -> None:
         """Row `mode` of G: −(the whitened features at the 3 × 3 pooling maxima of the rotated ones)."""
@@ -153,31 +177,39 @@ def concept_batch(dataset, boxes: list, n: int, generator: torch.Generator) -> t
 
 
 def _insert(model: nn.Module, layer: nn.Module) -> None:
-    """Put the CW layer in place of the batch norm before the interpretable layer: the one
-    after the conv that feeds it (VGG16-BN: after conv5_2; ResNet18: layer4's last block's
-    bn1, where their code whitens a block), or, without batch norm, after that conv."""
+    """Put the CW layer where their code whitens (see the module) and make its output `a`:
+    VGG16-BN: in place of conv5_3's batch norm; VGG16: between conv5_3 and its ReLU;
+    ResNet18: in place of layer4's last block's bn1."""
     if hasattr(model, "layer4"):
-        model.layer4[-1].bn1 = layer
+        block = model.layer4[-1]
+        block.bn1 = layer
+        block.relu.inplace = False  # the ReLU after it would overwrite `a` (the same maps after the sum)
+        model.a_from = f"layer4.{len(model.layer4) - 1}.bn1"
         return
     feats = model.features
-    prev = [i for i, m in enumerate(feats) if isinstance(m, nn.Conv2d)][-2]
-    if isinstance(feats[prev + 1], nn.BatchNorm2d):
-        feats[prev + 1] = layer
-    else:  # VGG16 without batch norm: between conv5_2 and its ReLU
-        feats[prev + 1] = nn.Sequential(layer, feats[prev + 1])
+    last = [i for i, m in enumerate(feats) if isinstance(m, nn.Conv2d)][-1]
+    if isinstance(feats[last + 1], nn.BatchNorm2d):
+        feats[last + 1] = layer
+        feats[last + 2].inplace = False  # its ReLU would overwrite `a`
+        model.a_from = f"features.{last + 1}"
+    else:  # VGG16 without batch norm: between conv5_3 and its ReLU
+        feats[last + 1].inplace = False
+        feats[last + 1] = nn.Sequential(layer, feats[last + 1])
+        model.a_from = f"features.{last + 1}.0"
 
 
 @register
 class CW(Method):
-    """Concept whitening before the interpretable layer, concepts from the data set's part masks."""
+    """Concept whitening on the interpretable layer, concepts from the data set's part masks."""
 
     name = "cw"
     needs_masks = True  # its concept images are cut out by the part masks
-    _p = {"iters": 10, "momentum": 0.05, "every": 30}
+    _p = {"iters": 10, "momentum": 0.05, "every": 30, "precision": "float32"}
     defaults = {"vgg16": dict(_p), "resnet18": dict(_p)}
 
     def prepare(self, model: nn.Module, data) -> nn.Module:
-        self.cw = ConceptWhitening(model.n_filters, self.params["iters"], momentum=self.params["momentum"])
+        self.cw = ConceptWhitening(model.n_filters, self.params["iters"], momentum=self.params["momentum"],
+                                   precision=self.params["precision"])
         _insert(model, self.cw)
         self._data, self._boxes = data, None
         if data is not None:
@@ -188,9 +220,12 @@ class CW(Method):
                                  "(--width) or a data set with fewer parts")
         return model
 
-    def after_step(self, model: nn.Module, step: int) -> None:
-        if self._data is None or (step + 1) % self.params["every"]:
+    def before_step(self, model: nn.Module, epoch: int, i: int) -> None:
+        """Before batch i of an epoch with (i + 1) mod `every` = 0: the concept batches and
+        two steps of the rotation (their train_places.py's placement and count)."""
+        if self._data is None or (i + 1) % self.params["every"]:
             return
+        step = (epoch, i)
         data = self._data
         if self._boxes is None:
             self._boxes = part_boxes(data.dataset)
@@ -200,7 +235,7 @@ class CW(Method):
             for k, boxes in enumerate(self._boxes):
                 if not boxes:
                     continue
-                x = concept_batch(data.dataset, boxes, data.batch_size, data.generator(step, k)).to(data.device)
+                x = concept_batch(data.dataset, boxes, data.batch_size, data.generator(*step, k)).to(data.device)
                 self.cw.mode = k
                 model(x.contiguous(memory_format=torch.channels_last))
             self.cw.mode = -1

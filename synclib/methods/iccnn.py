@@ -9,12 +9,19 @@ setting, which is the one a data set of several classes takes:
   of its H·W positions; cov[i, j] is the mean over images of the (map − mean map) products,
   and the affinity is cov / (√(diag · diagᵀ) + 1e-5) + 1, in [0, 2]. scikit-learn's spectral
   clustering on that precomputed affinity (random_state 21, as the code) puts the N filters
-  into `groups` (16) groups. It runs before training and again every `every` (2) epochs
-  until `stop` (200 of the code's 3000 epochs) of the run has passed.
+  into `groups` (16) groups. It runs before every training epoch (`every` = 1) until `stop`
+  of the run has passed: the code alternates a clustering epoch and a training epoch (T = 2,
+  "do sc each epoch") for its first 200 epochs, so its first 100 of 2900 training epochs
+  each follow a fresh clustering (`stop` = 100 / 2900; epoch 0 always clusters).
 - **Cluster loss** (λ1 = 0.1): per image, the correlation of every pair of filters over the
   positions, (a − m)(a − m)ᵀ normalized by the diagonal (its square roots floored at 1e-6,
   and + 1e-5, which the code lacks: a dead filter's map would give 0/0), + 1, where m is a running mean map
   (an exponential average over batches, decay 0.95, its first value the first batch's mean).
+  The code keeps that map as (H·W, N) and subtracts it through `.view(1, N, H·W)`, which
+  reinterprets the memory: channel c at position p is centred on the true mean of channel
+  (c·H·W + p) mod N at position ⌊(c·H·W + p) / N⌋, a mix of other channels' means.
+  `mean_layout="code"` (the default) trains so; `mean_layout="channel"` subtracts each
+  channel's own mean (the corrected reading).
   For each group g: the sum of the correlations of g's filters with g's filters over the sum
   of their correlations with all filters; the loss is minus the sum over groups (batch-
   averaged), so it raises within-group and lowers between-group correlation.
@@ -25,7 +32,8 @@ setting, which is the one a data set of several classes takes:
 
 Differences from the code, said on the Ambiguities page: the code spends each clustering
 epoch on clustering alone, ours clusters and then trains the epoch (every method gets the
-same number of training epochs); the stop is a fraction of the run's epochs; the loop's SGD
+same number of training epochs; with T = 2 this is the code's order, a clustering before each
+training epoch); the stop is a fraction of the run's training epochs; the loop's SGD
 replaces the code's Adam at 1e-5; the loss is on our interpretable layer (the code's ResNet18
 takes layer3's output, its VGG the last conv's).
 """
@@ -70,6 +78,13 @@ def sample_correlation(a: torch.Tensor, mean_map: torch.Tensor) -> torch.Tensor:
     local = x @ x.transpose(1, 2)  # (B, N, N)
     std = local.diagonal(dim1=1, dim2=2).clamp_min(1e-12).sqrt().unsqueeze(2)  # (B, N, 1)
     return local / (std @ std.transpose(1, 2) + 1e-5) + 1  # a dead filter's map would be 0/0 without the guards
+
+
+def code_layout(mean_map: torch.Tensor) -> torch.Tensor:
+    """The code's reinterpretation of a running mean map: the true per-channel means
+    mean_map (N, P), stored position-major as (P, N), read back as (N, P) by `.view`."""
+    n, p = mean_map.shape
+    return mean_map.t().reshape(n, p)
 
 
 def cluster_loss(corr: torch.Tensor, group: torch.Tensor, n_groups: int) -> torch.Tensor:
@@ -135,10 +150,13 @@ class ICCNN(Method):
 
     in_analyses = True  # Figures 9-10 and Tables III-IV show it
     name = "iccnn"
-    _p = {"lambda1": 0.1, "lambda2": 0.1, "groups": 16, "every": 2, "stop": 200 / 3000, "decay": 0.95}
+    _p = {"lambda1": 0.1, "lambda2": 0.1, "groups": 16, "every": 1, "stop": 100 / 2900, "decay": 0.95,
+          "mean_layout": "code"}
     defaults = {"vgg16": dict(_p), "resnet18": dict(_p)}
 
     def prepare(self, model: nn.Module, data) -> nn.Module:
+        if self.params["mean_layout"] not in ("code", "channel"):
+            raise ValueError(f"iccnn's mean_layout is 'code' or 'channel', not {self.params['mean_layout']!r}")
         model.iccnn = ICState(model.n_filters)
         return model
 
@@ -161,6 +179,8 @@ class ICCNN(Method):
         a = out.a.float()
         state = model.iccnn
         mean_map = state.update_mean(a, self.params["decay"])
+        if self.params["mean_layout"] == "code":
+            mean_map = code_layout(mean_map)
         g = self._groups(model)
         corr = sample_correlation(a, mean_map)
         return {"cluster": self.params["lambda1"] * cluster_loss(corr, state.group, g),

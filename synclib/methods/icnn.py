@@ -11,7 +11,9 @@ book's Ambiguities page.
   on the map, rounded to a cell (the paper says the arg-max; the code's `getMu` has
   IsUseMax = false), positions on a [−1, 1] grid, and mask = max(1 − τ_f (|x − μ_x| +
   |y − μ_y|), −1). τ_f starts at 2 and is pulled towards clamp(β / σ̄_f, 1.5, 3) with β = 3,
-  σ̄_f the strength-weighted spread of f's maps around μ over the images of f's class.
+  σ̄_f the strength-weighted spread of f's maps around μ over the images of f's class; when
+  the batch holds no image of f's class σ̄_f is 0/0 and, as MATLAB's min skips NaN, the
+  target is 3.
 - **Masked maps**: the classifier sees a · max(mask, 0) (the code's max(a · mask, 0) for
   a ≥ 0, with the mask taken as a constant in the backward pass). The maps every metric reads
   are a itself: the seed paper evaluates ICNN's maps without the mask.
@@ -26,6 +28,14 @@ book's Ambiguities page.
   training set), w⁻ = 0.5 / (1 − that share). `filter_loss` is Σ c · a with those edits as
   the constant c, so its gradient is the code's edit exactly (tested against a literal
   transcription); its value is that surrogate, not a mutual information.
+
+Scale with softmax (`edit_scale="code"`): the code's multi-class run takes mag × 0.2 (mag / 50
+above 10 classes, where it also weights every class as 1/C instead of its share) and multiplies
+the softmax gradient by C; our cross-entropy keeps the loop's weight, so the edits use
+mag × 0.2 / C (mag / 50 / C): their ratio to the classification gradient is the code's (without
+it they were 30 times the code's at 6 classes, 1500 times at 30). Order within a step, as the
+code: the edits and τ use the class magnitudes of the batches before; the magnitudes take this
+batch afterwards; the first batch, before any magnitude, takes the code's single-group path.
 
 Kept out: the code's two new conv layers above conv5_3 (our head is the paper's pooled
 linear classifier on the interpretable layer); its logistic loss per class (ours is softmax
@@ -68,10 +78,11 @@ def templates(mu: torch.Tensor, tau: torch.Tensor, h: int, w: int) -> torch.Tens
 
 
 def _finite(t: torch.Tensor) -> torch.Tensor:
-    """The code's repair: +inf → the largest finite value, NaN → 0."""
+    """The code's repair: every infinity (+ and −, as its `x(isinf(x)) = max(x(~isinf(x)))`)
+    → the largest finite value, NaN → 0."""
     fin = t[torch.isfinite(t)]
     big = fin.max() if fin.numel() else torch.zeros((), dtype=t.dtype, device=t.device)
-    return torch.nan_to_num(torch.where(torch.isinf(t) & (t > 0), big, t), nan=0.0)
+    return torch.nan_to_num(torch.where(torch.isinf(t), big, t), nan=0.0)
 
 
 @torch.no_grad()
@@ -142,7 +153,9 @@ class ICNNState(nn.Module):
     def update_slice_mag(self, a: torch.Tensor, labels: torch.Tensor, decay: float = 0.9) -> None:
         """The code's sliceMag: per class, the batch mean of each filter's largest activation,
         its first value floored at 0.1, then a running mean (0.9); classes absent from the
-        batch are left as they are."""
+        batch are left as they are. A zero mean takes class 0's magnitude, as the code's
+        `meantmp(meantmp==0) = sliceMag(meantmp==0)` indexes the (N, C) matrix by an N-long
+        mask, which reads its first column."""
         peak = a.detach().float().amax((2, 3))  # (B, N)
         for c in labels.unique().tolist():
             mean = peak[labels == c].mean(0)
@@ -150,21 +163,23 @@ class ICNNState(nn.Module):
             if col.sum() == 0:
                 col.copy_(mean.clamp_min(0.1))
             else:
-                mean = torch.where(mean == 0, col, mean)
+                mean = torch.where(mean == 0, self.slice_mag[:, 0], mean)
                 col.mul_(decay).add_((1 - decay) * mean)
 
     @torch.no_grad()
-    def update_tau(self, a: torch.Tensor, labels: torch.Tensor, beta: float, rate: float) -> None:
-        """τ moves by `rate` towards clamp(β / σ̄, 1.5, 3), σ̄ the strength-weighted spread of
-        each filter's maps over the images of its class."""
+    def update_tau(self, a: torch.Tensor, labels: torch.Tensor, beta: float, rate: float,
+                   filter_class: torch.Tensor | None = None) -> None:
+        """τ moves by `rate` towards max(min(β / σ̄, 3), 1.5), σ̄ the strength-weighted spread
+        of each filter's maps over the images of its class. As in the code, a filter whose
+        class has no image in the batch (σ̄ = 0/0, NaN, which MATLAB's min skips) or whose
+        spread is 0 (β/0 = ∞) is pulled towards 3."""
         _, spread = centroids(a.detach().float())
         strength = (a.detach().float() * self.mask).mean((2, 3))  # (B, N)
-        mine = labels.view(-1, 1) == self.filter_class().view(1, -1)  # (B, N): image of the filter's class
-        sw = (strength * mine).sum(0)
-        sigma = (strength * spread * mine).sum(0) / sw
-        target = (beta / sigma).clamp(1.5, 3.0)
-        ok = torch.isfinite(target) & (sw > 0)
-        self.tau.copy_(torch.where(ok, self.tau + rate * (target - self.tau), self.tau))
+        fc = self.filter_class() if filter_class is None else filter_class
+        mine = labels.view(-1, 1) == fc.view(1, -1)  # (B, N): image of the filter's class
+        sigma = (strength * spread * mine).sum(0) / (strength * mine).sum(0)
+        target = torch.nan_to_num(beta / sigma, nan=3.0).clamp(1.5, 3.0)
+        self.tau.add_(rate * (target - self.tau))
 
 
 @register
@@ -173,12 +188,14 @@ class ICNN(Method):
 
     name = "icnn"
     paper_datasets = ("voc_part", "ilsvrc_part")  # its MATLAB code has no multi-category CUB or ImageNet setting
-    defaults = {"vgg16": {"tau0": 2.0, "beta": 3.0, "mag": 0.1, "tau_rate": 0.1}}
+    defaults = {"vgg16": {"tau0": 2.0, "beta": 3.0, "mag": 0.1, "tau_rate": 0.1, "edit_scale": "code"}}
 
     def prepare(self, model: nn.Module, data) -> nn.Module:
+        if self.params["edit_scale"] not in ("code", "unscaled"):
+            raise ValueError(f"icnn's edit_scale is 'code' or 'unscaled', not {self.params['edit_scale']!r}")
         n_classes = model.fc.out_features
         model.pre_head = ICNNState(model.n_filters, n_classes, self.params["tau0"])
-        if data is not None:
+        if data is not None and n_classes <= 10:  # above 10 classes the code weights them uniformly
             counts = torch.bincount(data.dataset.labels, minlength=n_classes)
             model.pre_head.share.copy_(counts.float() / counts.sum())
         self._epoch = 1
@@ -187,12 +204,34 @@ class ICNN(Method):
     def on_epoch_start(self, model: nn.Module, epoch: int, data) -> None:
         self._epoch = epoch + 1  # the code's iter: its 1-based epoch
 
+    def edit_mag(self, n_classes: int) -> float:
+        """The `mag` the edits use: with softmax the code (learn_icnn_multiclass.m) takes
+        mag × 0.2 (mag / 50 above 10 classes), and its backward multiplies the softmax
+        gradient by the number of classes C (our_vl_simplenn.m, 'ourloss_softmaxlog'). Our
+        cross-entropy keeps the loop's weight, so the edits are divided by C instead: their
+        ratio to the classification gradient is the code's. `edit_scale="unscaled"` keeps mag."""
+        mag = self.params["mag"]
+        if self.params["edit_scale"] == "unscaled":
+            return mag
+        return mag * (0.2 if n_classes <= 10 else 1 / 50) / n_classes
+
     def extra_losses(self, out, labels, model) -> dict[str, torch.Tensor]:
+        """The edits of this batch, then τ, then the class magnitudes, in the code's order
+        (its sliceMag is updated after the backward pass). On the first batch, before any
+        magnitude exists, the code's single-group path: every filter, every image positive,
+        w⁺ = w⁻ = 1 (a single class of share 0.5 gives those weights)."""
         state = model.pre_head
         a = out.a.float()
+        mag = self.edit_mag(state.share.numel())
+        if state.slice_mag.abs().sum() == 0:  # the code's empty sliceMag: one group
+            zeros = torch.zeros_like(labels)
+            fc = torch.zeros(a.shape[1], dtype=torch.long, device=a.device)
+            edits = gradient_edits(a.detach(), state.mask, zeros, fc, torch.tensor([0.5]), self._epoch, mag)
+            state.update_tau(a, zeros, self.params["beta"], self.params["tau_rate"], fc)
+        else:
+            edits = gradient_edits(a.detach(), state.mask, labels, state.filter_class(), state.share,
+                                   self._epoch, mag)
+            state.update_tau(a, labels, self.params["beta"], self.params["tau_rate"])
         state.update_slice_mag(a, labels)
-        edits = gradient_edits(a.detach(), state.mask, labels, state.filter_class(), state.share,
-                               self._epoch, self.params["mag"])
-        state.update_tau(a, labels, self.params["beta"], self.params["tau_rate"])
         return {"filter": filter_loss(a, edits)}
 
