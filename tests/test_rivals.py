@@ -390,8 +390,8 @@ def test_cw_refuses_more_parts_than_channels_naming_the_data_set():
 
 def test_cw_newton_iteration_is_unstable_in_float32_on_a_badly_conditioned_batch():
     """Their uncoupled Newton iteration (P ← 1.5P − 0.5P³Σ_N, T = 10) on channel scales from
-    0.1 to 1: in float32 (their precision, our default) the whitened covariance ends hundreds
-    off I; with precision="float64" within 1e-3. The conv5_3 placement's divergence on the
+    0.1 to 1: in float32 (their precision) the whitened covariance ends hundreds
+    off I; with precision="float64" (our default) within 1e-3. The conv5_3 placement's divergence on the
     CPU (no autocast there) is this, not bf16."""
     from synclib.methods import get_method
     from synclib.methods.cw import ConceptWhitening
@@ -406,6 +406,6 @@ def test_cw_newton_iteration_is_unstable_in_float32_on_a_badly_conditioned_batch
         f = y.double().transpose(0, 1).reshape(8, -1)
         err[precision] = ((f @ f.t() / f.shape[1]) - torch.eye(8, dtype=torch.float64)).abs().max().item()
     assert err["float64"] < 1e-3 and err["float32"] > 10
-    assert get_method("cw", "vgg16").params["precision"] == "float32"
+    assert get_method("cw", "vgg16").params["precision"] == "float64"
     with pytest.raises(ValueError, match="precision"):
         ConceptWhitening(8, precision="bfloat16")

@@ -38,8 +38,9 @@ iteration (P³Σ_N, not the coupled form) is unstable in float32 on an ill-condi
 on a 1/8-width VGG16-BN fine-tuned on PartWorld, conv5_3's pre-BN covariance (256 samples,
 64 channels, 8 eigenvalues of Σ_N below 1e-3) whitens to a covariance 3·10³ off I in float32,
 0.04 in float64 (float64 is no cure for every case: iterated 20 times instead of 10 the same
-batch diverges there too). `precision="float64"` runs the layer in float64; the default is
-their float32.
+batch diverges there too). The default, `precision="float64"`, runs the layer in float64 (at
+the code's placement a 5-epoch quick-size run reaches 93.75 % test accuracy; in float32 it
+diverges to 13.75 %, chance 16.7 %); `precision="float32"` is their precision.
 """
 
 from __future__ import annotations
@@ -204,7 +205,7 @@ class CW(Method):
 
     name = "cw"
     needs_masks = True  # its concept images are cut out by the part masks
-    _p = {"iters": 10, "momentum": 0.05, "every": 30, "precision": "float32"}
+    _p = {"iters": 10, "momentum": 0.05, "every": 30, "precision": "float64"}
     defaults = {"vgg16": dict(_p), "resnet18": dict(_p)}
 
     def prepare(self, model: nn.Module, data) -> nn.Module:
