@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 
 from synclib.data.partworld import generate
-from synclib.profile import load_profile, profile_path
+from synclib.profile import profile_path
+from synclib.study import load_profile
 from synclib.train import TrainConfig, fit
 
 

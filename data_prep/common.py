@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from synclib.data.format import FormatError, atomic_write_bytes, write_manifest, write_split_csv
+from synclib.data.format import FormatError, write_manifest, write_split_csv
+from synclib.files import atomic_write_bytes
 
 __all__ = ["require", "PartWriter", "FormatError", "crop_box", "open_image", "read_lines"]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from synclib.data.format import atomic_write_text
+from synclib.files import atomic_write_text
 
 from .common import FormatError, PartWriter, open_image, require
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 
 import yaml
+
+from . import __version__
 
 __all__ = ["main"]
 
@@ -53,8 +56,6 @@ def _under_torchrun(args, argv: list[str]) -> int | None:
             skip = True
         elif not a.startswith("--nproc="):
             rest.append(a)
-    import subprocess
-
     return subprocess.call([sys.executable, "-m", "torch.distributed.run", "--standalone",
                             f"--nproc_per_node={args.nproc}", "-m", "synclib.cli", *rest])
 
@@ -125,6 +126,7 @@ def cmd_reproduce(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     fmt = argparse.RawDescriptionHelpFormatter
     ap = argparse.ArgumentParser(prog="synclib", description=__doc__, formatter_class=fmt, epilog=EXAMPLES["synclib"])
+    ap.add_argument("--version", action="version", version=f"synclib {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train", help="train one run: a job file of the run store, or a method on a part dataset",

@@ -16,8 +16,7 @@ import torch
 import torchvision
 
 from .data import PartDataset
-from .data.format import atomic_write_text
-from .files import load_torch, read_json
+from .files import atomic_write_text, load_torch, read_json
 from .metrics.interpretability import summarize
 from .probe import activations, mask_hits_for
 from .provenance import source_hash

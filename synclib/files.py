@@ -1,16 +1,18 @@
-"""Reading what synclib wrote: every checkpoint, model, config, history, manifest, job or cached
-result is read here, so a truncated, empty or foreign file is an error that names the file and
-says what to do, never a raw `EOFError` or `KeyError` from deep inside torch or json.
+"""Reading and writing what synclib keeps: every checkpoint, model, config, history, manifest, job
+or cached result is written here atomically (a temp file, fsynced, renamed; the folder fsynced
+too) and read here, so a crash leaves the last good file, and a truncated, empty or foreign file
+is an error that names the file and says what to do, never a raw `EOFError` or `KeyError` from
+deep inside torch or json.
+
+    atomic_write_bytes(path, data), atomic_write_text(path, text)
+    remove_temp_files(folder)                the temp files a killed writer left
 
     read_json(path, fix, keys=("train",))    a JSON object with these keys
     load_torch(path, fix, keys=("model",))   a torch.save'd object (weights only)
-
-`fix` is the way out, in words ("delete it and run the command again").
-
     file_lock(path, wait=True, on_wait=...)  hold a lock file (a run, a run folder, a build)
- The writes are
-atomic and fsynced (`synclib.data.format.atomic_write_bytes`), so a crash leaves the last
-good file; a file that is still bad was damaged by something else.
+
+`fix` is the way out, in words ("delete it and run the command again"). A file that is still
+bad after synclib's atomic writes was damaged by something else.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +28,8 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["CorruptFile", "Busy", "file_lock", "lock_holder", "read_json", "load_torch", "RETRAIN", "RECOMPUTE"]
+__all__ = ["CorruptFile", "Busy", "file_lock", "lock_holder", "read_json", "load_torch", "atomic_write_bytes",
+           "atomic_write_text", "remove_temp_files", "RETRAIN", "RECOMPUTE"]
 
 RETRAIN = "delete the run folder {folder} and train the run again"
 RECOMPUTE = "delete it and run the command again: it is recomputed"
@@ -134,3 +138,50 @@ def file_lock(path: str | Path, wait: bool = True, on_wait: Callable[[str], None
             f.truncate()
             f.flush()
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write data to path through a temp file, fsynced, and a rename: never a half-written
+    file, even after a power loss (the folder is fsynced too, so the rename itself lasts).
+    A temp file a killed process leaves (`.NAME.*.tmp`) is removed by `remove_temp_files`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # a file system that cannot open folders: the rename is what it offers
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_temp_files(folder: str | Path) -> list[Path]:
+    """Delete the temp files of `atomic_write_bytes` that a killed process left in `folder`
+    (only when no other process writes there: a run holds its folder's lock). Returns them."""
+    gone = []
+    for tmp in Path(folder).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+        gone.append(tmp)
+    return gone
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))

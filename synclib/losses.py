@@ -2,7 +2,7 @@
 
 Every function takes `a`, the activation maps of the interpretable layer, of shape
 (B, N, H, W): B samples, N filters, an H×W map each. Positions are the cell centres in
-normalized image coordinates (row, col) ∈ (0, 1)² (see ../shared/SPEC.md, "Coordinates").
+normalized image coordinates (row, col) ∈ (0, 1)² (see the book's Specification page, `book/specification.md`, "Coordinates").
 """
 
 from __future__ import annotations

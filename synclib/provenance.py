@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import inspect
 import os
 import platform
@@ -14,7 +15,7 @@ import torch
 from .methods import METHODS
 from .profile import repo_root
 
-__all__ = ["commit", "source_hash", "training_source", "environment", "TRAIN_SOURCES"]
+__all__ = ["commit", "source_hash", "training_source", "environment", "distributions", "TRAIN_SOURCES"]
 
 _PKG = Path(__file__).resolve().parent
 
@@ -79,3 +80,14 @@ def environment(device: str | None = None) -> dict:
     if device and device.startswith("cuda") and torch.cuda.is_available():
         env["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return env
+
+
+def distributions() -> dict[str, str]:
+    """Every installed distribution's version ({"numpy": "2.4.6", ...}, sorted by name), as
+    importlib.metadata sees this interpreter's environment: what a book's numbers were made with."""
+    found = {}
+    for d in importlib.metadata.distributions():
+        name = d.metadata["Name"]
+        if name:
+            found[name] = d.version
+    return dict(sorted(found.items(), key=lambda kv: kv[0].lower()))

@@ -39,11 +39,10 @@ import zmq.asyncio
 from jupyter_client.manager import AsyncKernelManager
 from tqdm import tqdm
 
-from .data.format import atomic_write_text
 from .executors import LocalExecutor, SlurmExecutor
-from .files import Busy, file_lock, read_json
+from .files import Busy, atomic_write_text, file_lock, read_json
 from .profile import repo_root
-from .provenance import commit
+from .provenance import commit, distributions
 from .store import RunStore
 from .study import ARTIFACTS, Study
 
@@ -165,7 +164,8 @@ def _pages(study: Study, artifacts: list[str], skipped: list[str], only: list[st
     # relative to the project folder, so an executed notebook downloaded from the book runs in
     # any checkout (`notebook.setup` plans the profile where the file is absent)
     params = {"profile": name, "study_file": str(study_path.relative_to(repo_root()))}
-    prov = {"profile": name, "commit": commit(), "train_seconds": round(train_s, 1), "artifacts": {}}
+    prov = {"profile": name, "commit": commit(), "train_seconds": round(train_s, 1), "artifacts": {},
+            "distributions": distributions()}
     failures = []
     done_path = executed / ".executed.json"
     done = read_json(done_path, what="the record of executed notebooks") if done_path.is_file() else {}

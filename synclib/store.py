@@ -20,9 +20,8 @@ from pathlib import Path
 
 import torch
 
-from .data.format import atomic_write_text
 from .devices import pick_device
-from .files import RECOMPUTE, RETRAIN, CorruptFile, file_lock, read_json
+from .files import RECOMPUTE, RETRAIN, CorruptFile, atomic_write_text, file_lock, read_json
 from .profile import repo_root
 from .provenance import commit, environment
 from .train import TrainConfig, fit

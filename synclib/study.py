@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .data import PartDataset
-from .data.format import atomic_write_text, read_manifest
+from .data.format import read_manifest
 from .data.partworld import WorldMismatch, generate, world_differences
-from .files import read_json
+from .files import atomic_write_text, read_json
 from .methods import METHODS, get_method
 from .models import ARCHS
 from .profile import profile_path, read_profile, repo_root

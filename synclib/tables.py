@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .data.format import atomic_write_text
+from .analysis import module_tables
 from .evaluate import evaluate_run
-from .paper_values import TABLE1, TABLE2, TABLE3, TABLE4
+from .files import atomic_write_text
+from .paper_values import DATASET_LABELS, METHOD_LABELS, TABLE1, TABLE2, TABLE3, TABLE4
 from .store import RunStore
 from .study import Study
 
@@ -46,8 +47,6 @@ def side_by_side(df: pd.DataFrame, metrics: list[str], percent: bool = False, st
     (columns `paper_<metric>` of `with_paper`) under one header with its direction (↑, ↓);
     in each column the best value of each data set × arch in bold, as the paper marks its
     best; `std`: ours as mean ± sample std over seeds; no index column. A pandas Styler."""
-    from .paper_values import DATASET_LABELS, METHOD_LABELS
-
     def fmt(v, sd=None):
         if v is None or v != v:
             return "–"
@@ -147,8 +146,6 @@ def table2(study: Study) -> pd.DataFrame:
 
 
 def _module_frame(study: Study) -> pd.DataFrame:
-    from .analysis import module_tables
-
     a = study.analysis
     return module_tables(study, a["arch"], a.get("module_images", 100), study.seeds)
 

@@ -26,9 +26,9 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from .data import PartDataset, collate
-from .data.format import atomic_write_bytes, atomic_write_text, read_manifest, remove_temp_files
+from .data.format import read_manifest
 from .devices import pick_device
-from .files import CorruptFile, file_lock, load_torch, read_json
+from .files import CorruptFile, atomic_write_bytes, atomic_write_text, file_lock, load_torch, read_json, remove_temp_files
 from .methods import TrainData, get_method
 from .models import ARCHS, build_model
 from .schema import SchemaError, check_train_values

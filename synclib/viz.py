@@ -17,7 +17,7 @@ import seaborn as sns
 import torch
 import torch.nn.functional as F
 
-from .data.format import atomic_write_bytes
+from .files import atomic_write_bytes
 
 __all__ = ["overlay", "upsample", "save_figure", "theme", "METHOD_COLOURS", "FULL_WIDTH", "DPI"]
 

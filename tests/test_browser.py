@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # an absolute path (/home/..., /tmp/x/y) or a home-relative one (~/...): a slash that follows
-# no word character, dot or bracket (so "and/or", "∂L/∂a" and "../shared" are not paths)
+# no word character, dot or bracket (so "and/or", "∂L/∂a" and "../spec" are not paths)
 MACHINE_PATH = re.compile(r"(?<![\w.)\]/])(/[A-Za-z_][\w.+-]*/[\w.+-]+|~/[\w.+-]+)")
 OVERFLOW_JS = """() => {
   const box = (document.querySelector('article') || document.querySelector('main') || document.body).getBoundingClientRect();
@@ -36,7 +36,7 @@ def machine_paths(text: str) -> list[str]:
 def test_the_path_rule_tells_paths_from_prose():
     assert machine_paths("wrote /tmp/build/results/quick/table1.csv") == ["/tmp/build"]
     assert machine_paths("see ~/runs/abc") == ["~/runs"]
-    assert machine_paths("wrote results/quick/table1.csv; and/or ∂L/∂a; ../shared/SPEC.md; a / b; 1/2") == []
+    assert machine_paths("wrote results/quick/table1.csv; and/or ∂L/∂a; ../spec/SPEC.md; a / b; 1/2") == []
 
 
 @pytest.fixture(scope="module")

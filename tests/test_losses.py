@@ -1,4 +1,4 @@
-"""Analytic checks of focus, L_lac and L_sync (shared/SPEC.md, Eq. 3–9)."""
+"""Analytic checks of focus, L_lac and L_sync (the book's specification page, Eq. 3–9)."""
 
 import math
 

@@ -17,10 +17,9 @@ import yaml
 
 import synclib.train
 from synclib.files import file_lock
-from synclib.profile import load_profile
 from synclib.reproduce import BUSY
 from synclib.store import RunStore, train_job
-from synclib.study import ARTIFACTS, Study
+from synclib.study import ARTIFACTS, Study, load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -299,7 +298,7 @@ def test_run_keys_follow_the_training_source_and_nothing_else(home, tmp_path, mo
 
     before = hashes()
     assert all("source" in Study.plan("smoke").find_row("partworld", "vgg16", r).key for r in rows)
-    (pkg / "analysis.py").write_text((pkg / "analysis.py").read_text() + "\n# an edit outside training\n")
+    (pkg / "analysis" / "pruning.py").write_text((pkg / "analysis" / "pruning.py").read_text() + "\n# an edit outside training\n")
     (pkg / "reproduce.py").write_text((pkg / "reproduce.py").read_text() + "\n# another\n")
     (home / "README.md").write_text("edited")
     assert hashes() == before  # analyses, the book and the README retrain nothing
@@ -416,3 +415,21 @@ def test_two_builds_of_one_checkout_at_once(home):
     assert r.returncode == BUSY and "Traceback" not in r.stderr
     assert f"another build of this checkout is running (pid {os.getpid()}, since " in r.stderr
     assert "--no-wait was given, so this one stops" in r.stderr
+
+    # an executed notebook, as the book's download button serves it, runs in another checkout:
+    # its injected study file is relative to the project, absent there, so it plans its profile
+    nb = nbformat.read(executed / "table2.ipynb", as_version=4)
+    injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert 'study_file = "book/executed/study.json"' in injected.source and str(home) not in injected.source
+    other = home.parent / "another-clone"
+    for d in ("configs", "notebooks", "book"):
+        shutil.copytree(home / d, other / d, ignore=shutil.ignore_patterns("_build", "executed"))
+    (other / "downloads").mkdir()
+    shutil.copy(executed / "table2.ipynb", other / "downloads/table2.ipynb")
+    venv = Path(sys.executable).parent
+    r = subprocess.run([str(venv / "papermill"), "downloads/table2.ipynb", "downloads/out.ipynb", "--no-progress-bar"],
+                       cwd=other, capture_output=True, text=True, env={**os.environ, "SYNCLIB_HOME": str(other)})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "book/executed/study.json is not in this checkout: planning the profile 'tiny' here instead" in \
+        (other / "downloads/out.ipynb").read_text()
+    assert (other / "results/tiny/table2.csv").read_text() == (home / "results/tiny/table2.csv").read_text()

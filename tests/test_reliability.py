@@ -25,7 +25,8 @@ from synclib.cli import main as cli
 from synclib.data import FormatError, PartDataset
 from synclib.data.partworld import WorldMismatch, generate
 from synclib.files import CorruptFile
-from synclib.profile import ProfileError, load_profile
+from synclib.profile import ProfileError
+from synclib.study import load_profile
 from synclib.train import TrainConfig, fit, load_run
 
 ROOT = Path(__file__).resolve().parent.parent

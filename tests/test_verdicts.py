@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from synclib import verdicts as V
-from synclib.analysis import table_claims
+from synclib.claims import table_claims
 
 
 def test_welch_matches_scipy_and_its_interval():
@@ -135,7 +135,7 @@ def test_table_claims_with_a_missing_method_one_seed_and_nan():
 
 
 def test_verdict_changes_count_only_claims_both_readings_judged():
-    from synclib.analysis import verdict_changes
+    from synclib.claims import verdict_changes
 
     cl = pd.DataFrame([
         {"claim": "a", "reading": "printed", "verdict": V.HOLDS}, {"claim": "a", "reading": "mean", "verdict": V.HOLDS},

@@ -23,18 +23,15 @@ import csv
 import hashlib
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .. import trace
-from ..files import CorruptFile, read_json
+from ..files import CorruptFile, atomic_write_text, read_json
 
-__all__ = ["write_manifest", "read_manifest", "write_split_csv", "split_fingerprint",
-           "atomic_write_bytes", "atomic_write_text", "remove_temp_files", "FormatError", "MANIFEST_KEYS", "MASK_FORMAT",
-           "pack_layers", "unpack_layers"]
+__all__ = ["write_manifest", "read_manifest", "write_split_csv", "split_fingerprint", "FormatError", "MANIFEST_KEYS",
+           "MASK_FORMAT", "pack_layers", "unpack_layers"]
 
 MANIFEST_KEYS = ("name", "classes", "parts", "image_size", "splits", "has_masks", "has_landmarks")
 MASK_FORMAT = 2  # masks whose parts may overlap (layered index maps); 1: one label per pixel
@@ -76,53 +73,6 @@ def unpack_layers(layers, n_parts: int) -> np.ndarray:
 
 class FormatError(ValueError):
     """A file of a part dataset is missing or malformed; the message names it."""
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write data to path through a temp file, fsynced, and a rename: never a half-written
-    file, even after a power loss (the folder is fsynced too, so the rename itself lasts).
-    A temp file a killed process leaves (`.NAME.*.tmp`) is removed by `remove_temp_files`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # a file system that cannot open folders: the rename is what it offers
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def remove_temp_files(folder: str | Path) -> list[Path]:
-    """Delete the temp files of `atomic_write_bytes` that a killed process left in `folder`
-    (only when no other process writes there: a run holds its folder's lock). Returns them."""
-    gone = []
-    for tmp in Path(folder).glob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
-        gone.append(tmp)
-    return gone
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def csv_columns(parts: list[str], has_landmarks: bool) -> list[str]:

@@ -38,9 +38,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ..files import read_json
+from ..files import atomic_write_bytes, atomic_write_text, read_json
 from ..schema import GENERATE, SchemaError, check
-from .format import atomic_write_bytes, atomic_write_text, read_manifest, write_manifest, write_split_csv
+from .format import read_manifest, write_manifest, write_split_csv
 
 __all__ = ["PartWorld", "PARTS", "CLASSES", "CLASS_VARIANTS", "generate", "WorldMismatch", "world_differences"]
 

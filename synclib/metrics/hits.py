@@ -1,6 +1,6 @@
 """From activations to hits: the region a filter covers, IoU with part masks, landmark hits.
 
-See ../shared/SPEC.md, "The region a filter covers" and "Hits".
+See the book's Specification page (`book/specification.md`), "The region a filter covers" and "Hits".
 """
 
 from __future__ import annotations

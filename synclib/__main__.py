@@ -1,0 +1,7 @@
+"""`python -m synclib ...`: the same commands as `synclib ...`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
