@@ -77,7 +77,6 @@ def torchvision_model(name: str, weights: str | Path | None = None, num_classes:
     local state-dict file (nothing is downloaded). The number of classes is the file's (its
     last 2-D weight), else `num_classes`, else torchvision's default."""
 
-
     state = None
     if weights is not None:
         state = load_torch(weights, "give the state_dict of the network named (torch.save(model.state_dict(), PATH))",

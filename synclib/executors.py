@@ -112,8 +112,6 @@ class SlurmExecutor:
     """
 
     def __init__(self, folder: str | Path | None = None, threads: int = 1, poll_s: float = 2.0, **params):
-
-
         # without SLURM accounting (a small cluster) every poll's sacct fails; the result files
         # and squeue decide instead, so submitit's warning about it says nothing new
         logging.getLogger("submitit").setLevel(logging.ERROR)

@@ -10,6 +10,7 @@ deep inside torch or json.
     read_json(path, fix, keys=("train",))    a JSON object with these keys
     load_torch(path, fix, keys=("model",))   a torch.save'd object (weights only)
     file_lock(path, wait=True, on_wait=...)  hold a lock file (a run, a run folder, a build)
+    cache_root()                             where derived files live ($SYNCLIB_CACHE, ~/.cache/synclib)
 
 `fix` is the way out, in words ("delete it and run the command again"). A file that is still
 bad after synclib's atomic writes was damaged by something else.
@@ -29,7 +30,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["CorruptFile", "Busy", "file_lock", "lock_holder", "read_json", "load_torch", "atomic_write_bytes",
-           "atomic_write_text", "remove_temp_files", "RETRAIN", "RECOMPUTE"]
+           "atomic_write_text", "remove_temp_files", "cache_root", "RETRAIN", "RECOMPUTE"]
 
 RETRAIN = "delete the run folder {folder} and train the run again"
 RECOMPUTE = "delete it and run the command again: it is recomputed"
@@ -185,3 +186,9 @@ def remove_temp_files(folder: str | Path) -> list[Path]:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def cache_root() -> Path:
+    """Where synclib keeps what it derives and can derive again (the compiled kernel, decoded
+    splits): `$SYNCLIB_CACHE`, else `~/.cache/synclib`. Deleting it loses nothing."""
+    return Path(os.environ.get("SYNCLIB_CACHE") or Path.home() / ".cache" / "synclib")

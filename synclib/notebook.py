@@ -18,7 +18,6 @@ __all__ = ["setup", "rel"]
 def setup(profile: str = "smoke", study_file: str | None = None) -> Study:
     """The notebook's `Study`: `study_file` when given (no YAML parsed), else `profile` planned."""
 
-
     viz.theme()  # one look for every figure of the book
     # a warning names the category and the message, not the kernel's temp file it came from
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"

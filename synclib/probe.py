@@ -53,7 +53,6 @@ class LayerProbe(torch.nn.Module):
         self.preprocess = preprocess
 
     def forward(self, x: torch.Tensor):
-
         out = self.extractor(self.preprocess(x) if self.preprocess is not None else x)
         a = out["a"]
         if a.dim() != 4:

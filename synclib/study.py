@@ -178,11 +178,12 @@ class DataSet:
     def fingerprint(self, split: str) -> str | None:
         return (self.manifest or {}).get("fingerprints", {}).get(split)
 
-    def split(self, split: str, cache: bool = False):
-        """The PartDataset of `split`, from the manifest the study read (no second read)."""
+    def split(self, split: str, cache: bool = False, decoded: bool = True):
+        """The PartDataset of `split`, from the manifest the study read (no second read), read from
+        its decoded copy (decoded once, shared by every evaluation and analysis of the split)."""
         if self.manifest is None:
             raise FileNotFoundError(self.missing_message())
-        return PartDataset(self.root, split, cache=cache, manifest=self.manifest)
+        return PartDataset(self.root, split, cache=cache, manifest=self.manifest, decoded=decoded)
 
 
 @dataclass(frozen=True, eq=False)

@@ -198,7 +198,6 @@ def _init_process_group(dev: torch.device, local_rank: int) -> torch.device:
 
 
 def _barrier() -> None:
-
     if dist.is_initialized():
         dist.barrier()
 
@@ -390,7 +389,6 @@ def _load_states(objs: list, saved) -> None:
 
 
 def _all_reduce_sums(sums: dict[str, float], correct: int, seen: int, dev) -> tuple[dict[str, float], int, int]:
-
     keys = sorted(sums)
     t = torch.tensor([sums[k] for k in keys] + [correct, seen], dtype=torch.float64,
                      device=dev if dev.type == "cuda" else "cpu")

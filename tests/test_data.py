@@ -157,3 +157,28 @@ def test_overlapping_parts_round_trip_through_layers(tmp_path):
     assert (unpack_layers(np.moveaxis(layers, 0, -1), 3) == masks).all()
     with pytest.raises(Exception, match="overlap at one pixel"):
         pack_layers(np.ones((5, 2, 2), bool))
+
+
+def test_a_decoded_split_gives_the_same_items_and_decodes_once(tiny_world, tmp_path, monkeypatch):
+    """The decoded copy (memory-mapped images and bit-packed masks) gives exactly the items
+    decoding the files gives; a second reader of the split decodes nothing."""
+    monkeypatch.setenv("SYNCLIB_CACHE", str(tmp_path / "cache"))
+    plain = PartDataset(tiny_world, "test")
+    copy = PartDataset(tiny_world, "test", decoded=True)
+    folder = copy.decoded_folder()
+    assert folder.parent == tmp_path / "cache/decoded" and (folder / "done.json").is_file()
+    assert not list(folder.glob("*.part"))
+    for i in range(len(plain)):
+        a, b = plain[i], copy[i]
+        assert torch.equal(a["image"], b["image"]) and a["label"] == b["label"]
+        assert a["masks"].dtype == b["masks"].dtype == torch.bool and torch.equal(a["masks"], b["masks"])
+        assert torch.equal(a["landmarks"], b["landmarks"])
+    assert int(copy[0]["masks"].sum()) > 0  # the parts are there, not an empty copy
+
+    def no_decoding(self, i):
+        raise AssertionError("decoded the files again")
+
+    expected = plain[3]["image"]
+    monkeypatch.setattr(PartDataset, "_decode", no_decoding)
+    again = PartDataset(tiny_world, "test", decoded=True)
+    assert torch.equal(again[3]["image"], expected)

@@ -13,9 +13,11 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 import synclib.train
+from synclib import analysis, claims
 from synclib.files import file_lock
 from synclib.reproduce import BUSY
 from synclib.store import RunStore, train_job
@@ -117,6 +119,15 @@ def test_smoke_reproduce_reads_once_builds_the_book_then_trains_nothing(home, tm
     cl = pd.read_csv(home / "results/smoke/claims.csv")
     assert list(cl.columns)[:8] == ["claim", "reading", "paper", "ours", "effect", "interval", "p", "verdict"]
     assert set(cl["reading"]) == {"printed", "mean"} and set(cl["verdict"]) == {"inconclusive"}  # one seed: no test
+    # the claims page read what the table and figure pages cached: judging again evaluates no network
+    calls = []
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(lambda m, args: calls.append(type(m).__name__))
+    try:
+        analysis.load.cache_clear()
+        again = claims.claims_all(Study.plan("smoke"))
+    finally:
+        handle.remove()
+    assert calls == [] and list(again["claim"]) == list(cl["claim"]) and list(again["verdict"]) == list(cl["verdict"])
     t2 = pd.read_csv(home / "results/smoke/table2.csv")
     assert list(t2.columns) == ["dataset", "arch", "method", "accuracy"]
     summary = (html / "summary.html").read_text()
@@ -325,10 +336,6 @@ def test_a_run_records_its_commit_source_and_environment(home):
 def test_analyses_never_hand_a_module_a_tensor_on_another_device(home, monkeypatch):
     """Every module call of every analysis gets its inputs on the module's own device, and a
     loaded run's model sits on the CPU beside its probe (the probe alone may use the GPU)."""
-    import torch
-
-    from synclib import analysis
-
     seen = []
 
     def check(module, args):

@@ -9,10 +9,27 @@ import torch
 
 from ..metrics.hits import landmark_distances
 from ..metrics.interpretability import summarize
-from ..study import Study
-from .runs import load
+from ..study import Run, Study
+from .runs import cached, load
 
-__all__ = ["landmark_curves", "at_equal_interp"]
+__all__ = ["landmark_curve", "landmark_curves", "at_equal_interp"]
+
+ROOM = "analysis/curves.py"
+
+
+def landmark_curve(study: Study, run: Run, radii: list[float], split: str = "test") -> list[dict]:
+    """The four metrics of one run on landmarks at each radius r: [{r, interp, stability,
+    purity, diversity}]; cached per run, so the claims read what Figure 6 computed."""
+    def compute():
+        p = load(study, run, split)
+        if not p.data.has_landmarks:
+            raise ValueError(f"{p.data.root} has no landmarks: Figure 6 needs them")
+        lm = torch.stack([torch.tensor(r["landmarks"], dtype=torch.float32) for r in p.data.rows])
+        d = landmark_distances(p.probe.a, lm)  # (I, N, K)
+        return [{"r": r, **{k: float(v) for k, v in summarize(d < r).items()}} for r in radii]
+
+    fp = study.datasets[run.dataset].fingerprint(split)
+    return cached(study, run, "landmarks", {"radii": radii, "split": split, "split_data": fp}, compute, ROOM)
 
 
 def landmark_curves(study: Study, radii: np.ndarray | None = None, seeds: list[int] | None = None,
@@ -20,21 +37,15 @@ def landmark_curves(study: Study, radii: np.ndarray | None = None, seeds: list[i
     """Metric-pair curves on landmarks: the four metrics as the assigning radius r (normalized
     image units) slides, per data set, arch, row and seed (default seed 0).
     Rows: dataset, arch, method, seed, r, interp, stability, purity, diversity."""
-    radii = np.linspace(0.02, 0.4, 12) if radii is None else radii
+    radii = [float(r) for r in (np.linspace(0.02, 0.4, 12) if radii is None else radii)]
     out = []
     for ds in study.landmark_datasets:
         split = study.datasets[ds].spec.get("eval_split", "test")
         for arch in study.families:
             for m in study.methods_for(arch, ds, rows):
                 for seed in seeds or [0]:
-                    p = load(study, study.find_row(ds, arch, m, seed), split)
-                    if not p.data.has_landmarks:
-                        raise ValueError(f"{p.data.root} has no landmarks: Figure 6 needs them")
-                    lm = torch.stack([torch.tensor(r["landmarks"], dtype=torch.float32) for r in p.data.rows])
-                    d = landmark_distances(p.probe.a, lm)  # (I, N, K)
-                    for r in radii:
-                        out.append({"dataset": ds, "arch": arch, "method": m, "seed": seed, "r": float(r),
-                                    **summarize(d < r)})
+                    curve = landmark_curve(study, study.find_row(ds, arch, m, seed), radii, split)
+                    out += [{"dataset": ds, "arch": arch, "method": m, "seed": seed, **point} for point in curve]
     return pd.DataFrame(out)
 
 

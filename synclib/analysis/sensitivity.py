@@ -6,20 +6,31 @@ import pandas as pd
 
 from ..metrics.interpretability import summarize
 from ..probe import mask_hits_for
-from ..study import Study
-from .runs import load, top_phi
+from ..study import Run, Study
+from .runs import cached, load, top_phi
 
-__all__ = ["sensitivity_table", "sensitivity_maps"]
+__all__ = ["run_metrics", "sensitivity_table", "sensitivity_maps"]
+
+ROOM = "analysis/sensitivity.py"
+
+
+def run_metrics(study: Study, run: Run) -> dict:
+    """One run's Interp, Stability, Purity, Diversity (mask protocol) and accuracy on the test
+    split; cached per run, so Figure 7, the claims and the Ambiguities page compute it once."""
+    top, phi = top_phi(study, run)
+
+    def compute():
+        p = load(study, run)
+        met = summarize(mask_hits_for(p.probe, p.data, top, phi))
+        return {**{k: float(v) for k, v in met.items()}, "accuracy": float(p.probe.accuracy)}
+
+    return cached(study, run, "metrics", {"top": top, "phi": phi}, compute, ROOM)
 
 
 def sensitivity_table(study: Study, reading: str = "printed") -> pd.DataFrame:
     """Rows: param, value, interp, stability, purity, diversity, accuracy, hash."""
-    rows = []
-    for param, value, run in study.sensitivity(reading):
-        p = load(study, run)
-        met = summarize(mask_hits_for(p.probe, p.data, *top_phi(study, run)))
-        rows.append({"param": param, "value": value, **met, "accuracy": p.probe.accuracy, "hash": run.hash})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"param": param, "value": value, **run_metrics(study, run), "hash": run.hash}
+                         for param, value, run in study.sensitivity(reading)])
 
 
 def sensitivity_maps(study: Study, image: int = 0) -> pd.DataFrame:

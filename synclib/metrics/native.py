@@ -23,12 +23,14 @@ from pathlib import Path
 
 import torch
 
+from ..files import cache_root
+
 SOURCE = Path(__file__).with_name("_overlaps.c")
 FLAGS = ["-O3", "-std=c99", "-shared", "-fPIC"]
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("SYNCLIB_CACHE") or Path.home() / ".cache" / "synclib") / "native"
+    return cache_root() / "native"
 
 
 def _compile(src: bytes) -> Path:
