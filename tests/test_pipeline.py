@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-import synclib.train
+import synclib.store
 from synclib import analysis, claims
 from synclib.files import file_lock
 from synclib.reproduce import BUSY
@@ -212,7 +212,7 @@ def test_two_callers_never_both_train_a_run(home, monkeypatch):
         time.sleep(0.5)
         (Path(out) / "model.pt").write_bytes(b"")
 
-    monkeypatch.setattr(synclib.train, "fit", slow_fit)
+    monkeypatch.setattr(synclib.store, "fit", slow_fit)  # the name store.fit_job calls
     store = RunStore()
     run = study.find("partworld", "resnet18", "baseline", backbone=True)  # a run with no parent
     job = store.write_job(run)
