@@ -126,7 +126,10 @@ def detectable_effect(a, b, power: float = 0.8, alpha: float = ALPHA) -> float:
 
     def short(d: float) -> float:
         nc = d / se
-        return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc)) - power
+        got = float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+        if not math.isfinite(got):  # the noncentral t's tails fail far out: all or nothing there
+            got = 1.0 if nc > crit else 0.0
+        return got - power
 
     hi = se
     while short(hi) < 0:
