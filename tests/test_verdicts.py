@@ -112,8 +112,8 @@ def test_table_claims_on_a_hand_made_table():
     assert v["ours has a higher Interp than the baseline (Table I)"] == V.HOLDS  # clear win
     assert v["ours has a lower Stability (more stable) than the baseline (Table I)"] == V.CONTRADICTED  # clear loss
     assert v["ours has a lower Purity than the baseline (Table I)"] == V.HOLDS  # no spread, exact difference
-    # nosync's Interp is 0.60 ± 0.10 against ours' 0.61 ± 0.01: a difference inside the spread
-    assert v["ours w/o sync has the highest Interp (Table I)"] == V.INCONCLUSIVE
+    # "ours w/o sync has the highest Interp" is no claim of the paper's text: not judged
+    assert not any("highest Interp" in c for c in v)
     assert v["synchronization raises Diversity: ours above ours w/o sync (Table I)"] == V.HOLDS
     assert v["ours' accuracy is within a point of the baseline's (Table II, non-inferiority)"] == V.HOLDS
 
