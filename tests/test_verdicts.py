@@ -220,3 +220,20 @@ def test_table_claims_give_the_new_columns_and_adjusted_p_not_below_p():
             assert float(pa) >= float(p)
     acc = next(r for r in rows if "within a point" in r["claim"])
     assert float(acc["detectable"]) > 0
+
+
+def test_a_conjunction_lists_each_step_and_holm_can_undo_a_raw_win():
+    base = [(0.40, 0.5, 0.06, 0.8, 0.9), (0.41, 0.5, 0.06, 0.8, 0.9), (0.39, 0.5, 0.06, 0.8, 0.9)]
+    ours = [(0.60, 0.5, 0.06, 0.8, 0.9), (0.61, 0.5, 0.06, 0.8, 0.9), (0.62, 0.5, 0.06, 0.8, 0.9)]
+    # CSGCNN's Interp 0.565 ± 0.015 against ours' 0.61 ± 0.01: a raw win (p < 0.05); the family
+    # holds five p-values (Interp vs baseline ≈ 0, accuracy exact 0, Stability and Purity exactly
+    # equal: 1), so the rival's p, third smallest, is multiplied by 3 and no longer clears α
+    rival = [(0.55, 0.5, 0.06, 0.8, 0.9), (0.565, 0.5, 0.06, 0.8, 0.9), (0.58, 0.5, 0.06, 0.8, 0.9)]
+    rows = table_claims(_frame({"baseline": base, "ours": ours, "csgcnn": rival}))
+    every = next(r for r in rows if "every comparison method" in r["claim"])
+    assert len(every["p"].split("; ")) == 1 and every["note"] == "every step must hold"
+    raw = V.compare([0.60, 0.61, 0.62], [0.55, 0.565, 0.58], "greater")
+    assert raw.verdict == V.HOLDS and 0.05 / 3 < raw.p < 0.05
+    assert float(every["p"]) == pytest.approx(raw.p, rel=0.05)  # the row shows p to two digits
+    assert float(every["p_adjusted"]) == pytest.approx(3 * raw.p, rel=0.05)
+    assert every["verdict"] == V.INCONCLUSIVE  # the verdict follows the adjusted p
