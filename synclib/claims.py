@@ -286,7 +286,7 @@ def claims(study: Study, reading: str = "printed") -> pd.DataFrame:
                 "then rises (Fig. 7)", Q_L1_INTERP,
                 "qualitative (Fig. 7)", ", ".join(f"{v:g}: {x:.3f}" for v, x in zip(l1.value, l1.stability)),
                 V.peak(l1.value, -l1.stability),
-                "a peak of −Stability (lower Stability is better); the effect is the curvature of −Stability")
+                note="a peak of −Stability (lower Stability is better); the effect is the curvature of −Stability")
         l2 = sens[sens.param == "lambda2"].sort_values("value")
         if len(l2):
             add(f"{arch}: λ2 raises Diversity until extremely high values tie filters to meaningless spaces (Fig. 7)",
