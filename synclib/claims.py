@@ -22,7 +22,41 @@ __all__ = ["claims", "claims_all", "table_claims", "verdict_changes", "verdict_t
 
 #: The comparison methods, in the paper's order (Table I's rows).
 RIVALS = ("csgcnn", "decoup", "cw", "iccnn", "icnn")
-CLAIM_COLUMNS = ["claim", "reading", "paper", "ours", "effect", "interval", "p", "verdict", "note"]
+CLAIM_COLUMNS = ["claim", "reading", "source", "quote", "paper", "ours", "effect", "interval", "p", "p_adjusted",
+                 "detectable", "verdict", "note"]
+
+#: Where the paper makes each kind of claim, and its own words (verbatim from the paper's text).
+Q_INTERP = ("§IV-C1, Table I", "our method achieves significant improvement on the metric and hits the top in both "
+            "architectures")
+Q_STAB_PUR = ("§IV-C1, Table I", "the improvement of *Stability* and *Purity* metrics means that the proposed "
+              "interpretable model is capable of consistently associating filters")
+Q_DIVERSITY = ("§IV-C1, Table I", "ICNN and ours with only the activation consistency constraint present a low diversity "
+               "on semantic parts. The proposed method with the synchronization mechanism preserves diverse "
+               "interpretability.")
+Q_ICNN_DIV = ("§IV-C1, Table I", "ICNN and ours with only the activation consistency constraint present a low diversity "
+              "on semantic parts.")
+Q_ACCURACY = ("§IV-C3, Table II", "it also provides comparable or even superior results compared to other methods")
+Q_FIG6 = ("§IV-C2, Fig. 6", "the interpretability of the proposed method achieves superior stability and purity")
+Q_L1_INTERP = ("§IV-D, Fig. 7", "enhancing *Interp.* and *Stability*. However, excessive consistency constraints can "
+               "cause filters to completely collapse")
+Q_L2_DIV = ("§IV-D, Fig. 7", "the filters between the modules exhibit diversity. However, extremely high values can "
+            "cause filters to associate with meaningless spaces.")
+Q_EPS = ("§IV-D, Fig. 7", "When its value is too small, a filter cannot be synchronized with other filters [...] when "
+         "its value is too large, most filters are grouped into a cluster")
+Q_ROBUST = ("§IV-D, Fig. 7", "The accuracy remains robust to changes in hyper-parameters, with only a slight decrease "
+            "under extreme settings.")
+Q_MODULE = ("§IV-E1, Table III", "when only the activation consistency constraint is adopted, our model shows the best "
+            "module consistency")
+Q_ICCNN_MODULE = ("§IV-E1, Table III", "icCNN only slightly outperforms the baseline model")
+Q_TABLE4 = ("§IV-E2, Table IV", "The indicator values of the proposed method are greater than those of other models, "
+            "especially ours without the synchronization constraint.")
+Q_ICCNN_T4 = ("§IV-E2, Table IV", "the icCNN method did not demonstrate significant gains in the relationship between "
+              "modules and semantic parts")
+Q_PRUNING = ("§IV-E3, Fig. 9", "Figure 9 shows that our method exhibits higher redundancy to prevent performance "
+             "degradation.")
+Q_ICCNN_PRUNING = ("§IV-E3, Fig. 9", "Surprisingly, icCNN is difficult to resist filter pruning")
+Q_LANDSCAPE = ("§IV-E4, Fig. 10", "models with modular constraints have lower loss values and smoother loss landscapes "
+               "than the baseline model")
 
 
 def _pm(x) -> str:
@@ -39,23 +73,55 @@ def _fmt(v) -> str:
     return "n/a" if v is None else f"{v:.4g}"
 
 
-def _claim_row(claim: str, reading: str, paper: str, ours_txt: str, v=None, steps: list | None = None) -> dict:
-    """One line of the claims table: a single test `v`, or a conjunction of `steps`."""
-    if steps is not None:  # every step's effect and interval, one verdict
-        return {"claim": claim, "reading": reading, "paper": paper, "ours": ours_txt,
-                "effect": "; ".join(f"{s.effect:.3g}" for s in steps),
-                "interval": "; ".join(s.interval() for s in steps),
-                "p": "; ".join(f"{s.p:.2g}" for s in steps), "verdict": V.all_of(steps),
-                "note": "every step must hold"}
-    return {"claim": claim, "reading": reading, "paper": paper, "ours": ours_txt, "effect": f"{v.effect:.3g}",
-            "interval": v.interval(), "p": f"{v.p:.2g}", "verdict": v.verdict, "note": v.note}
+def _g(x: float, fmt: str = ".2g") -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{x:{fmt}}"
+
+
+def _entry(claim: str, reading: str, where: tuple[str, str], paper: str, ours_txt: str, v=None,
+           steps: list | None = None, note: str = "") -> dict:
+    """One claim before Holm's adjustment: a single test `v`, or a conjunction of `steps`;
+    `where` = (source, quote)."""
+    return {"claim": claim, "reading": reading, "source": where[0], "quote": where[1], "paper": paper,
+            "ours": ours_txt, "tests": [v] if steps is None else list(steps), "conj": steps is not None, "extra": note}
+
+
+def _finish(entries: list[dict]) -> list[dict]:
+    """The claims' rows: every individual test of the family (each step of a conjunction) Holm-
+    adjusted together, each re-decided from its adjusted p; a conjunction holds only if every
+    step holds (`verdicts.all_of`)."""
+    tests = [t for e in entries for t in e["tests"]]
+    adj = V.holm([t.p for t in tests])
+    it = iter(adj)
+    out = []
+    for e in entries:
+        steps = [t.adjusted(float(next(it))) for t in e["tests"]]
+        row = {k: e[k] for k in ("claim", "reading", "source", "quote", "paper", "ours")}
+        if e["conj"]:
+            row.update(effect="; ".join(f"{s.effect:.3g}" for s in steps),
+                       interval="; ".join(s.interval() for s in steps),
+                       p="; ".join(_g(s.p) for s in steps), p_adjusted="; ".join(_g(s.p_adjusted) for s in steps),
+                       detectable="; ".join(_g(s.detectable, ".3g") for s in steps),
+                       verdict=V.all_of(steps), note="every step must hold")
+        else:
+            s_ = steps[0]
+            row.update(effect=f"{s_.effect:.3g}", interval=s_.interval(), p=_g(s_.p), p_adjusted=_g(s_.p_adjusted),
+                       detectable=_g(s_.detectable, ".3g"), verdict=s_.verdict, note=s_.note)
+        row["note"] = "; ".join(x for x in (row["note"], e["extra"]) if x)
+        out.append(row)
+    return out
 
 
 def table_claims(rr: pd.DataFrame, reading: str = "printed", paper_dataset=lambda ds: ds) -> list[dict]:
     """The claims of Tables I and II, judged on per-seed rows `rr` (columns dataset,
     eval_dataset, arch, method, seed, accuracy and, for Table I, interp, stability, purity,
     diversity; `method` holds the row: `ours` is `ours` under the printed reading, else
-    `ours_<reading>`). A claim whose rows are missing is left out. Returns claim rows."""
+    `ours_<reading>`). A claim whose rows are missing is left out. Returns claim rows, their
+    p-values Holm-adjusted over these claims alone (`claims` adjusts over every claim of a
+    reading)."""
+    return _finish(_table_entries(rr, reading, paper_dataset))
+
+
+def _table_entries(rr: pd.DataFrame, reading: str, paper_dataset) -> list[dict]:
     ours = reading_row("ours", reading)
     out: list[dict] = []
     if rr.empty:
@@ -68,36 +134,33 @@ def table_claims(rr: pd.DataFrame, reading: str = "printed", paper_dataset=lambd
                 continue
             o, b = col[ours], col["baseline"]
             po, pb = TABLE1.get((paper_dataset(ds), a, "ours"), {}), TABLE1.get((paper_dataset(ds), a, "baseline"), {})
-            for metric, expect, word in (("interp", "greater", "a higher Interp"),
-                                         ("stability", "less", "a lower Stability (more stable)"),
-                                         ("purity", "less", "a lower Purity")):
-                out.append(_claim_row(f"{ds}/{a}: ours has {word} than the baseline (Table I)", reading,
+            for metric, expect, word, q in (("interp", "greater", "a higher Interp", Q_INTERP),
+                                            ("stability", "less", "a lower Stability (more stable)", Q_STAB_PUR),
+                                            ("purity", "less", "a lower Purity", Q_STAB_PUR)):
+                out.append(_entry(f"{ds}/{a}: ours has {word} than the baseline (Table I)", reading, q,
                                       f"{_fmt(po.get(metric))} vs {_fmt(pb.get(metric))}",
                                       f"{_pm(o[metric])} vs {_pm(b[metric])}", V.compare(o[metric], b[metric], expect)))
             if "ours_nosync" in col:
                 n_ = col["ours_nosync"]
                 pn = TABLE1.get((paper_dataset(ds), a, "ours_nosync"), {})
-                out.append(_claim_row(
-                    f"{ds}/{a}: ours w/o sync has the highest Interp (Table I)", reading,
-                    f"{_fmt(pn.get('interp'))} vs ours {_fmt(po.get('interp'))}, baseline {_fmt(pb.get('interp'))}",
-                    f"{_pm(n_.interp)} vs ours {_pm(o.interp)}, baseline {_pm(b.interp)}",
-                    steps=[V.compare(n_.interp, o.interp, "greater"), V.compare(n_.interp, b.interp, "greater")]))
-                out.append(_claim_row(
-                    f"{ds}/{a}: synchronization raises Diversity: ours above ours w/o sync (Table I)", reading,
+                # "ours w/o sync has the highest Interp" is not a claim the paper's text makes: not judged
+                out.append(_entry(
+                    f"{ds}/{a}: synchronization raises Diversity: ours above ours w/o sync (Table I)", reading, Q_DIVERSITY,
                     f"{_fmt(po.get('diversity'))} vs {_fmt(pn.get('diversity'))}",
                     f"{_pm(o.diversity)} vs {_pm(n_.diversity)}", V.compare(o.diversity, n_.diversity, "greater")))
             rivals = [m for m in RIVALS if m in col]
             if rivals:
-                out.append(_claim_row(
-                    f"{ds}/{a}: ours has a higher Interp than every comparison method (Table I)", reading,
+                out.append(_entry(
+                    f"{ds}/{a}: ours has a higher Interp than every comparison method (Table I)", reading, Q_INTERP,
                     f"{_fmt(po.get('interp'))} vs " + ", ".join(
                         f"{METHOD_LABELS[m]} {_fmt(TABLE1.get((paper_dataset(ds), a, m), {}).get('interp'))}" for m in rivals),
                     f"{_pm(o.interp)} vs " + ", ".join(f"{METHOD_LABELS[m]} {_pm(col[m].interp)}" for m in rivals),
                     steps=[V.compare(o.interp, col[m].interp, "greater") for m in rivals]))
             if "icnn" in col:
                 pi = TABLE1.get((paper_dataset(ds), a, "icnn"), {})
-                out.append(_claim_row(
+                out.append(_entry(
                     f"{ds}/{a}: ICNN's filters collapse onto few parts: its Diversity is below ours (Table I)", reading,
+                    Q_ICNN_DIV,
                     f"{_fmt(pi.get('diversity'))} vs {_fmt(po.get('diversity'))}",
                     f"{_pm(col['icnn'].diversity)} vs {_pm(o.diversity)}",
                     V.compare(col["icnn"].diversity, o.diversity, "less")))
@@ -106,8 +169,8 @@ def table_claims(rr: pd.DataFrame, reading: str = "printed", paper_dataset=lambd
         if o.empty or b.empty:
             continue
         po, pb = TABLE2.get((paper_dataset(ds), a, "ours")), TABLE2.get((paper_dataset(ds), a, "baseline"))
-        out.append(_claim_row(
-            f"{ds}/{a}: ours' accuracy is within a point of the baseline's (Table II, non-inferiority)", reading,
+        out.append(_entry(
+            f"{ds}/{a}: ours' accuracy is within a point of the baseline's (Table II, non-inferiority)", reading, Q_ACCURACY,
             f"{100 * po:.2f} % vs {100 * pb:.2f} %" if po and pb else "n/a",
             f"{_pm(100 * o.accuracy)} % vs {_pm(100 * b.accuracy)} %",
             V.noninferior(100 * o.accuracy.to_numpy(), 100 * b.accuracy.to_numpy(), 1.0)))
@@ -117,13 +180,19 @@ def table_claims(rr: pd.DataFrame, reading: str = "printed", paper_dataset=lambd
 def claims(study: Study, reading: str = "printed") -> pd.DataFrame:
     """Each claim of the paper, judged over the profile's seeds under one reading of the paper
     (`ours` is the row of that reading: `ours`, `ours_mean`, `ours_cells`). Verdicts and tests:
-    `synclib.verdicts`. Columns: claim, reading, paper, ours, effect, interval, p, verdict, note.
-    A claim whose runs the profile lacks is left out."""
+    `synclib.verdicts`. Columns: `CLAIM_COLUMNS`. The p-values of every individual test of the
+    reading (each step of a conjunction, the one-sided p of a non-inferiority claim) are
+    Holm-adjusted together and the verdicts decided from the adjusted p. A claim whose runs the
+    profile lacks is left out."""
     ours = reading_row("ours", reading)
     rows: list[dict] = []
 
-    def add(claim: str, paper: str, ours_txt: str, v, steps: list | None = None):
-        rows.append(_claim_row(claim, reading, paper, ours_txt, v, steps))
+    def add(claim: str, where: tuple[str, str], paper: str, ours_txt: str, v, steps: list | None = None,
+            note: str = ""):
+        rows.append(_entry(claim, reading, where, paper, ours_txt, v, steps, note))
+
+    def done() -> pd.DataFrame:
+        return pd.DataFrame(_finish(rows), columns=CLAIM_COLUMNS)
 
     def pds(ds):
         return study.datasets[ds].spec.get("paper_dataset", ds)
@@ -131,15 +200,15 @@ def claims(study: Study, reading: str = "printed") -> pd.DataFrame:
     # ---- Tables I and II, per data set and arch, from every seed's run
     in_tables = ours in study.rows  # a reading the tables show has runs on every data set; another, on the main one
     if not in_tables and study.main_dataset is None:
-        return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+        return done()
     datasets = study.train_datasets if in_tables else [study.main_dataset]
     rr = run_rows(study, rows=list(dict.fromkeys(study.rows + [ours])), datasets=datasets)
-    rows += table_claims(rr, reading, pds)
+    rows += _table_entries(rr, reading, pds)
 
     arch = study.analysis["arch"]
     a_cfg = study.analysis
     if study.main_dataset is None or "baseline" not in study.methods:
-        return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+        return done()
     seeds = study.seeds
     rows_m = [r for r in ("baseline", "ours_nosync", ours, "iccnn") if r == ours or r in study.methods]
     ic = "iccnn" in study.methods
@@ -149,15 +218,16 @@ def claims(study: Study, reading: str = "printed") -> pd.DataFrame:
                        None if in_tables else [study.main_dataset])
     for ds, g in mt.groupby("dataset", sort=False):
         col = {m: g[g.method == m] for m in g.method.unique()}
-        if "ours_nosync" in col:
+        if "ours_nosync" in col and pds(ds) == "voc_part":  # the paper ranks them on VOC Part only (§IV-E1)
             add(f"{ds}/{arch}: module consistency ranks ours w/o sync < ours < baseline (Table III, lower is better)",
+                Q_MODULE,
                 " < ".join(_fmt(TABLE3.get((pds(ds), m))) for m in ("ours_nosync", "ours", "baseline")),
                 " < ".join(_pm(col[m].consistency) for m in ("ours_nosync", ours, "baseline")), None,
                 [V.compare(col["ours_nosync"].consistency, col[ours].consistency, "less"),
                  V.compare(col[ours].consistency, col["baseline"].consistency, "less")])
         if "iccnn" in col and "baseline" in col:
             add(f"{ds}/{arch}: icCNN's module consistency only slightly beats the baseline's, and ours beats icCNN's "
-                "(Table III, lower is better)",
+                "(Table III, lower is better)", Q_ICCNN_MODULE,
                 " < ".join(_fmt(TABLE3.get((pds(ds), m))) for m in ("ours", "iccnn", "baseline")),
                 " < ".join(_pm(col[m].consistency) for m in (ours, "iccnn", "baseline")), None,
                 [V.compare(col["iccnn"].consistency, col["baseline"].consistency, "less"),
@@ -170,9 +240,26 @@ def claims(study: Study, reading: str = "printed") -> pd.DataFrame:
             paper = ", ".join(f"{k.upper()} {TABLE4['ours'][k]} vs {TABLE4[ref][k]}" for k in ("nmi", "ari", "avi"))
             paper += " (VOC Part)" if pds(ds) == "voc_part" else " (VOC Part; not this data set's)"
             other = "the baseline's" if ref == "baseline" else "ours w/o sync's"
-            add(f"{ds}/{arch}: ours' modules align with parts better than {other} on NMI, ARI and AVI (Table IV)", paper,
+            add(f"{ds}/{arch}: ours' modules align with parts better than {other} on NMI, ARI and AVI (Table IV)",
+                Q_TABLE4, paper,
                 ", ".join(f"{k.upper()} {_pm(col[ours][k])} vs {_pm(col[ref][k])}" for k in ("nmi", "ari", "avi")), None,
                 [V.compare(col[ours][k], col[ref][k], "greater") for k in ("nmi", "ari", "avi")])
+        if "iccnn" in col and "baseline" in col:
+            vp = " (VOC Part)" if pds(ds) == "voc_part" else " (VOC Part; not this data set's)"
+            add(f"{ds}/{arch}: ours' modules align with parts better than icCNN's on NMI, ARI and AVI (Table IV)",
+                Q_TABLE4, ", ".join(f"{k.upper()} {TABLE4['ours'][k]} vs {TABLE4['iccnn'][k]}" for k in ("nmi", "ari", "avi"))
+                + vp,
+                ", ".join(f"{k.upper()} {_pm(col[ours][k])} vs {_pm(col['iccnn'][k])}" for k in ("nmi", "ari", "avi")),
+                None, [V.compare(col[ours][k], col["iccnn"][k], "greater") for k in ("nmi", "ari", "avi")])
+            add(f"{ds}/{arch}: icCNN's modules show no significant gain over the baseline's on NMI, ARI and AVI "
+                "(Table IV)", Q_ICCNN_T4,
+                ", ".join(f"{k.upper()} {TABLE4['iccnn'][k]} vs {TABLE4['baseline'][k]}" for k in ("nmi", "ari", "avi"))
+                + vp,
+                ", ".join(f"{k.upper()} {_pm(col['iccnn'][k])} vs {_pm(col['baseline'][k])}" for k in ("nmi", "ari", "avi")),
+                None, [V.compare(col["iccnn"][k], col["baseline"][k], "less") for k in ("nmi", "ari", "avi")],
+                "contradicted if icCNN significantly beats the baseline on a metric; a non-significant difference "
+                "cannot confirm 'no gain' (no equivalence margin is given), so it holds only where icCNN is "
+                "significantly below the baseline")
 
     # ---- Figure 6: at equal Interp on the landmark curves
     lm_ok = in_tables or study.landmark_datasets == [study.main_dataset]
@@ -182,6 +269,7 @@ def claims(study: Study, reading: str = "printed") -> pd.DataFrame:
         for (ds, a), g in eq.groupby(["dataset", "arch"], sort=False):
             o, b = g[g.method == ours]["value"], g[g.method == "baseline"]["value"]
             add(f"{ds}/{a}: at equal Interp, ours has the lower {metric.capitalize()} on the landmark curves (Fig. 6)",
+                Q_FIG6,
                 "qualitative (Fig. 6)",
                 f"{_pm(o)} vs {_pm(b)}, mean over Interp in [{g['lo'].iloc[0]:.3f}, {g['hi'].iloc[0]:.3f}]",
                 V.compare(o, b, "less"))
@@ -191,14 +279,37 @@ def claims(study: Study, reading: str = "printed") -> pd.DataFrame:
     if not sens.empty:
         l1 = sens[sens.param == "lambda1"].sort_values("value")
         if len(l1):
-            add(f"{arch}: Interp rises with λ1 until too much consistency makes it collapse (Fig. 7)",
+            add(f"{arch}: Interp rises with λ1 until too much consistency makes it collapse (Fig. 7)", Q_L1_INTERP,
                 "qualitative (Fig. 7)", ", ".join(f"{v:g}: {x:.3f}" for v, x in zip(l1.value, l1.interp)),
                 V.peak(l1.value, l1.interp))
+            add(f"{arch}: λ1 also improves Stability until too much consistency makes it collapse: Stability falls, "
+                "then rises (Fig. 7)", Q_L1_INTERP,
+                "qualitative (Fig. 7)", ", ".join(f"{v:g}: {x:.3f}" for v, x in zip(l1.value, l1.stability)),
+                V.peak(l1.value, -l1.stability),
+                note="a peak of −Stability (lower Stability is better); the effect is the curvature of −Stability")
         l2 = sens[sens.param == "lambda2"].sort_values("value")
         if len(l2):
-            add(f"{arch}: λ2 raises Diversity (Fig. 7)", "qualitative (Fig. 7)",
+            add(f"{arch}: λ2 raises Diversity until extremely high values tie filters to meaningless spaces (Fig. 7)",
+                Q_L2_DIV, "qualitative (Fig. 7)",
                 ", ".join(f"{v:g}: {x:.3f}" for v, x in zip(l2.value, l2.diversity)),
-                V.slope(l2.value, l2.diversity, "greater"))
+                V.peak(l2.value, l2.diversity))
+        ep = sens[sens.param == "eps"].sort_values("value")
+        if len(ep):
+            add(f"{arch}: ε has a peak: Interp rises with ε, then falls when most filters fall into one cluster "
+                "(Fig. 7)", Q_EPS, "qualitative (Fig. 7)",
+                ", ".join(f"{v:g}: {x:.3f}" for v, x in zip(ep.value, ep.interp)), V.peak(ep.value, ep.interp))
+        default = rr[(rr.method == ours) & (rr.arch == arch) & (rr.dataset == study.main_dataset)]["accuracy"]
+        params = [q for q in dict.fromkeys(sens.param) if len(sens[sens.param == q])]
+        if len(default) and params:
+            add(f"{arch}: accuracy is robust to the hyperparameters: over each swept parameter, accuracy within a "
+                "point of the default setting's (Fig. 7, non-inferiority)", Q_ROBUST, "qualitative (Fig. 7)",
+                "; ".join(f"{q}: {_pm(100 * sens[sens.param == q].accuracy)} %" for q in params)
+                + f" vs default {_pm(100 * default)} %", None,
+                [V.noninferior(100 * sens[sens.param == q].accuracy.to_numpy(float), 100 * default.to_numpy(float), 1.0)
+                 for q in params],
+                "per swept parameter, the sweep's settings (one run each) as one sample against the default's seeds: "
+                "the mean accuracy over the sweep no worse than the default's by more than 1 point (one-sided Welch); "
+                "the sweep's spread widens the interval, so a setting far below the others makes it fail")
 
     # ---- Figure 9: accuracy kept under pruning, relative to each model's start
     pr = pruning_curves(study, arch, steps=a_cfg.get("pruning_steps", 32), seeds=seeds,
@@ -206,10 +317,12 @@ def claims(study: Study, reading: str = "printed") -> pd.DataFrame:
     auc = pr.groupby(["method", "seed"])["auc"].first().reset_index()
     o, b = auc[auc.method == ours]["auc"], auc[auc.method == "baseline"]["auc"]
     add(f"{arch}: ours keeps more of its accuracy under Taylor pruning (normalized area under the curve, Fig. 9)",
+        Q_PRUNING,
         "qualitative (Fig. 9)", f"{_pm(o)} vs {_pm(b)}", V.compare(o, b, "greater"))
     if ic:
         i_ = auc[auc.method == "iccnn"]["auc"]
         add(f"{arch}: icCNN resists pruning worse than the baseline (normalized area under the curve, Fig. 9)",
+            Q_ICCNN_PRUNING,
             "qualitative (Fig. 9)", f"{_pm(i_)} vs {_pm(b)}", V.compare(i_, b, "less"))
 
     # ---- Figure 10: the loss landscape, lower and smoother
@@ -219,12 +332,15 @@ def claims(study: Study, reading: str = "printed") -> pd.DataFrame:
     if ic:
         i_ = lt[lt.method == "iccnn"]
         add(f"{arch}: icCNN has a smoother loss landscape than the baseline (mean |Laplacian| / mean loss, Fig. 10)",
+            Q_LANDSCAPE,
             "qualitative (Fig. 10)", f"{_pm(i_.roughness)} vs {_pm(b.roughness)}", V.compare(i_.roughness, b.roughness, "less"))
-    add(f"{arch}: ours has a lower loss landscape (mean loss over the grid, Fig. 10)", "qualitative (Fig. 10)",
+    add(f"{arch}: ours has a lower loss landscape (mean loss over the grid, Fig. 10)", Q_LANDSCAPE,
+        "qualitative (Fig. 10)",
         f"{_pm(o.mean_loss)} vs {_pm(b.mean_loss)}", V.compare(o.mean_loss, b.mean_loss, "less"))
-    add(f"{arch}: ours has a smoother loss landscape (mean |Laplacian| / mean loss, Fig. 10)", "qualitative (Fig. 10)",
+    add(f"{arch}: ours has a smoother loss landscape (mean |Laplacian| / mean loss, Fig. 10)", Q_LANDSCAPE,
+        "qualitative (Fig. 10)",
         f"{_pm(o.roughness)} vs {_pm(b.roughness)}", V.compare(o.roughness, b.roughness, "less"))
-    return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+    return done()
 
 
 def verdict_changes(cl: pd.DataFrame, reading: str, against: str = "printed") -> list[str]:

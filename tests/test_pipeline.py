@@ -117,7 +117,8 @@ def test_smoke_reproduce_reads_once_builds_the_book_then_trains_nothing(home, tm
                                  "ours_mean"}
     assert set(t1[t1.method == "icnn"]["arch"]) == {"vgg16"}
     cl = pd.read_csv(home / "results/smoke/claims.csv")
-    assert list(cl.columns)[:8] == ["claim", "reading", "paper", "ours", "effect", "interval", "p", "verdict"]
+    assert list(cl.columns) == ["claim", "reading", "source", "quote", "paper", "ours", "effect", "interval", "p",
+                                "p_adjusted", "detectable", "verdict", "note"]
     assert set(cl["reading"]) == {"printed", "mean"} and set(cl["verdict"]) == {"inconclusive"}  # one seed: no test
     # the claims page read what the table and figure pages cached: judging again evaluates no network
     calls = []
