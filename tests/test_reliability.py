@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 import synclib.data.format as fmt
+import synclib.files as files
 from synclib.cli import main as cli
 from synclib.data import FormatError, PartDataset
 from synclib.data.partworld import WorldMismatch, generate
@@ -290,7 +291,7 @@ def test_every_shipped_profile_passes_the_schema():
 # ------------------------------------------------------------------ crashes and races
 KILL = """
 import os, signal, sys, torch
-import synclib.data.format as fmt
+import synclib.files as files
 from synclib.train import TrainConfig, fit
 torch.set_num_threads(2)
 point, data, out = sys.argv[1:]
@@ -306,7 +307,7 @@ def replace(src, dst):
     if (point == "after-rename" and epoch2) or (point == "before-model" and name == "checkpoint.pt"
                                                 and torch.load(dst, weights_only=True)["epoch"] == 3):
         die()
-fmt.os.replace = replace
+files.os.replace = replace
 step = torch.optim.SGD.step
 def counted(self, *a, **k):
     steps[0] += 1
@@ -356,10 +357,10 @@ def test_a_failed_write_leaves_the_last_good_checkpoint(tiny_world, tmp_path, st
                 raise OSError(28, "No space left on device")
         return real(src, dst)
 
-    monkeypatch.setattr(fmt.os, "replace", full_disk)
+    monkeypatch.setattr(files.os, "replace", full_disk)
     with pytest.raises(OSError, match="No space left"):
         fit(CFG, tiny_world, tmp_path, progress=False)
-    monkeypatch.setattr(fmt.os, "replace", real)
+    monkeypatch.setattr(files.os, "replace", real)
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["epoch"] == 1  # whole, and epoch 1's
     assert not list(tmp_path.glob(".*.tmp"))
     fit(CFG, tiny_world, tmp_path, progress=False)
@@ -369,9 +370,9 @@ def test_a_failed_write_leaves_the_last_good_checkpoint(tiny_world, tmp_path, st
 def test_every_atomic_write_is_fsynced_before_its_rename(tmp_path, monkeypatch):
     order = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(fmt.os, "fsync", lambda fd: (order.append("fsync"), real_fsync(fd))[1])
-    monkeypatch.setattr(fmt.os, "replace", lambda a, b: (order.append("replace"), real_replace(a, b))[1])
-    fmt.atomic_write_text(tmp_path / "x.json", "{}")
+    monkeypatch.setattr(files.os, "fsync", lambda fd: (order.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(files.os, "replace", lambda a, b: (order.append("replace"), real_replace(a, b))[1])
+    files.atomic_write_text(tmp_path / "x.json", "{}")
     assert order == ["fsync", "replace", "fsync"]  # the file, the rename, then the folder
 
 
