@@ -18,15 +18,15 @@ class, "none" (Broden has no classification labels). Evaluate with φ = 0.04 and
 
 from __future__ import annotations
 
-import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from .common import FormatError, PartWriter, open_image, require
+from synclib.data.format import checked_reader
+
+from .common import FormatError, PartWriter, converter_parser, open_image, require
 
 LAYOUT = __doc__.split("Writes")[0]
 
@@ -35,10 +35,7 @@ def _csv(path: Path, need: list[str]) -> list[dict]:
     """The rows of a CSV with the columns `need`; a short row is an error naming its line."""
     require(path, LAYOUT)
     with open(path, newline="") as f:
-        r = csv.DictReader(f)
-        missing = [c for c in need if c not in (r.fieldnames or [])]
-        if missing:
-            raise FormatError(f"{path} lacks the columns {missing}. Expected layout:\n{LAYOUT}")
+        r = checked_reader(f, path, need, f". Expected layout:\n{LAYOUT}")
         rows = []
         for row in r:
             short = [c for c in need if row.get(c) is None]
@@ -98,10 +95,7 @@ def convert(src: str | Path, out: str | Path, size: int = 224, split: str = "all
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--src", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--size", type=int, default=224)
+    ap = converter_parser(__doc__, "the broden1_224 folder")
     ap.add_argument("--split", choices=["all", "train", "val"], default="all")
     a = ap.parse_args(argv)
     convert(a.src, a.out, a.size, a.split)

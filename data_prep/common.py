@@ -7,6 +7,7 @@ manifest are written: no partial data set can ever be read as a whole one.
 
 from __future__ import annotations
 
+import argparse
 import io
 import os
 import shutil
@@ -19,7 +20,18 @@ from PIL import Image
 from synclib.data.format import FormatError, write_manifest, write_split_csv
 from synclib.files import atomic_write_bytes
 
-__all__ = ["require", "PartWriter", "FormatError", "crop_box", "open_image", "read_lines"]
+__all__ = ["require", "PartWriter", "FormatError", "crop_box", "open_image", "read_lines", "converter_parser"]
+
+
+def converter_parser(doc: str, src_help: str | None = None) -> argparse.ArgumentParser:
+    """The command line every converter shares: --src (the original data set), --out (the
+    part-dataset folder to write) and --size (the side images are resized to, 224 as the paper);
+    a converter adds its own options."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--src", required=True, help=src_help)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--size", type=int, default=224)
+    return ap
 
 
 def open_image(path: Path, layout: str = "", mode: str | None = "RGB") -> Image.Image:

@@ -19,12 +19,11 @@ the box is marked invisible. No masks.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from tqdm import tqdm
 
-from .common import FormatError, PartWriter, open_image, read_lines
+from .common import FormatError, PartWriter, converter_parser, open_image, read_lines
 
 PARTS = ["head", "back", "tail"]
 PART_IDS = {"head": 6, "back": 1, "tail": 14}
@@ -106,11 +105,7 @@ def convert(src: str | Path, out: str | Path, size: int = 224, progress: bool = 
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--src", required=True, help="the CUB_200_2011 folder")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--size", type=int, default=224)
-    a = ap.parse_args(argv)
+    a = converter_parser(__doc__, "the CUB_200_2011 folder").parse_args(argv)
     convert(a.src, a.out, a.size)
 
 

@@ -26,13 +26,12 @@ sparse, so, as in the paper, all of it is used for the interpretability evaluati
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from .common import FormatError, PartWriter, open_image, require
+from .common import FormatError, PartWriter, converter_parser, open_image, require
 
 WNIDS = ["n01443537", "n01503061", "n01639765", "n01662784", "n01674464", "n01882714",
          "n01982650", "n02084071", "n02118333", "n02121808", "n02129165", "n02129604",
@@ -213,11 +212,7 @@ def convert(src: str | Path, out: str | Path, size: int = 224, progress: bool = 
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--src", required=True, help="a folder combining detanimalpart's <wnid>_obj/ and ICNN's <wnid>/")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--size", type=int, default=224)
-    a = ap.parse_args(argv)
+    a = converter_parser(__doc__, "a folder combining detanimalpart's <wnid>_obj/ and ICNN's <wnid>/").parse_args(argv)
     convert(a.src, a.out, a.size)
 
 

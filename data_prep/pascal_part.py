@@ -25,7 +25,6 @@ sheep and horses have no tail in ICNN's protocol (their tail mask is empty). Mas
 
 from __future__ import annotations
 
-import argparse
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -33,7 +32,7 @@ import numpy as np
 from scipy.io import loadmat
 from tqdm import tqdm
 
-from .common import FormatError, PartWriter, open_image, read_lines, require
+from .common import FormatError, PartWriter, converter_parser, open_image, read_lines, require
 
 CLASSES = ["bird", "cat", "cow", "dog", "horse", "sheep"]
 PARTS = ["head", "torso", "front_legs", "back_legs", "tail"]
@@ -206,10 +205,7 @@ def convert(src: str | Path, out: str | Path, size: int = 224, split: str = "voc
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--src", required=True, help="the VOC2010 folder with Annotations_Part/ in it")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--size", type=int, default=224)
+    ap = converter_parser(__doc__, "the VOC2010 folder with Annotations_Part/ in it")
     ap.add_argument("--split", choices=["voc", "csgcnn"], default="voc")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)

@@ -6,13 +6,10 @@ import json
 import pytest
 import torch
 import torch.nn as nn
+from conftest import Killed, kill_after_first
 
 from synclib.methods import METHODS, Method
 from synclib.train import TrainConfig, fit, load_run
-
-
-class Killed(Exception):
-    pass
 
 
 class _Gate(nn.Module):
@@ -118,10 +115,6 @@ def test_every_hook_resumes_to_the_same_weights_and_state(hooked, tiny_world, tm
     fit(cfg, tiny_world, tmp_path / "mid", progress=False)
 
     # killed right after the first epoch's checkpoint, then resumed
-    def kill_after_first(epoch, record):
-        if epoch == 1:
-            raise Killed
-
     with pytest.raises(Killed):
         fit(cfg, tiny_world, tmp_path / "between", progress=False, on_epoch_end=kill_after_first)
     fit(cfg, tiny_world, tmp_path / "between", progress=False)

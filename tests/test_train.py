@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from conftest import Killed, kill_after_first
 
 from synclib.methods import METHODS, get_method
 from synclib.models import build_model
@@ -46,8 +47,6 @@ def test_paper_defaults_per_arch():
         get_method("ours", "vgg16", gamma=1.0)
 
 
-class Killed(Exception):
-    pass
 
 
 @pytest.mark.parametrize("method, arch", [("ours", "resnet18"), ("csgcnn", "resnet18"), ("iccnn", "vgg16"),
@@ -61,10 +60,6 @@ def test_resume_equals_uninterrupted(tiny_world, tmp_path, method, arch):
     extra = {"every": 2} if method == "cw" else {}  # CW's concept rotation every 2 batches instead of 30
     cfg = TrainConfig(method=method, arch=arch, width=0.125, epochs=3, batch_size=16, method_params=extra)
     fit(cfg, tiny_world, tmp_path / "straight", progress=False)
-
-    def kill_after_first(epoch, record):
-        if epoch == 1:
-            raise Killed
 
     with pytest.raises(Killed):
         fit(cfg, tiny_world, tmp_path / "resumed", progress=False, on_epoch_end=kill_after_first)

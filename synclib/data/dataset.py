@@ -9,7 +9,6 @@ values decoding gives (8-bit images, masks as bits), so the items are the same t
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 from PIL import Image
 
 from ..files import atomic_write_text, cache_root, file_lock
-from .format import MASK_FORMAT, FormatError, csv_columns, read_manifest
+from .format import MASK_FORMAT, FormatError, checked_reader, csv_columns, read_manifest
 
 __all__ = ["PartDataset", "collate", "DECODED_VERSION"]
 
@@ -115,10 +114,7 @@ class PartDataset(torch.utils.data.Dataset):
             raise FormatError(f"{path} not found; the manifest lists split {self.split!r}")
         need = csv_columns(self.parts, self.has_landmarks)
         with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            lacking = [c for c in need if c not in (reader.fieldnames or [])]
-            if lacking:
-                raise FormatError(f"{path} lacks the columns {lacking}")
+            reader = checked_reader(f, path, need)
             rows = []
             for line, r in enumerate(reader, start=2):
                 try:

@@ -30,7 +30,7 @@ import numpy as np
 from .. import trace
 from ..files import CorruptFile, atomic_write_text, read_json
 
-__all__ = ["write_manifest", "read_manifest", "write_split_csv", "split_fingerprint", "FormatError", "MANIFEST_KEYS",
+__all__ = ["write_manifest", "read_manifest", "write_split_csv", "split_fingerprint", "checked_reader", "FormatError", "MANIFEST_KEYS",
            "MASK_FORMAT", "pack_layers", "unpack_layers"]
 
 MANIFEST_KEYS = ("name", "classes", "parts", "image_size", "splits", "has_masks", "has_landmarks")
@@ -73,6 +73,16 @@ def unpack_layers(layers, n_parts: int) -> np.ndarray:
 
 class FormatError(ValueError):
     """A file of a part dataset is missing or malformed; the message names it."""
+
+
+def checked_reader(f, path: str | Path, need: list[str], hint: str = "") -> csv.DictReader:
+    """A `csv.DictReader` over the open file `f` whose header has every column of `need`;
+    FormatError naming `path` and the missing columns (then `hint`) otherwise."""
+    reader = csv.DictReader(f)
+    lacking = [c for c in need if c not in (reader.fieldnames or [])]
+    if lacking:
+        raise FormatError(f"{path} lacks the columns {lacking}{hint}")
+    return reader
 
 
 def csv_columns(parts: list[str], has_landmarks: bool) -> list[str]:
