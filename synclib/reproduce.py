@@ -52,6 +52,10 @@ __all__ = ["reproduce", "build_book", "execute_notebook", "REFERENCE_PAGES", "bo
 #: wait (`--no-wait`), stopped.
 BUSY = 3
 
+#: Seconds a notebook's kernel has to exit after its shutdown request before it is terminated
+#: (half of it) and killed (all of it); jupyter_client's default is 5.
+SHUTDOWN_WAIT = 60.0
+
 # pages of the book's Reference part that are notebooks too (they need no run)
 REFERENCE_PAGES = {"getting_data": "Getting the data", "own_network": "Measure your own network",
                    "performance": "Performance", "cluster": "Running on a cluster"}
@@ -72,10 +76,15 @@ class IPCKernelManager(AsyncKernelManager):
       nbclient closes the client's channels on it: a message still arriving then is logged as
       a ZMQError traceback ("Socket operation on non-socket"). The shared context is never
       destroyed, so the channels close in their own time.
+    - jupyter_client gives a kernel 2.5 s to exit after its shutdown request, then terminates
+      it: on a machine busy with a second build, a kernel that is exiting normally is
+      interrupted ("KeyboardInterrupt caught in kernel") and its last messages meet closed
+      sockets (the same ZMQError traceback). A kernel here has SHUTDOWN_WAIT seconds.
     """
 
     def __init__(self, **kw):
         kw.setdefault("context", zmq.asyncio.Context.instance())
+        kw.setdefault("shutdown_wait_time", SHUTDOWN_WAIT)
         super().__init__(**kw)
         self.transport = "ipc"
         self._socket_dir = tempfile.mkdtemp(prefix="synclib-kernel-")

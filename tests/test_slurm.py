@@ -150,7 +150,7 @@ def test_a_slurm_build_equals_a_local_build(slurm_cluster, tmp_path):
     def done(home):
         return {p.parent.name for p in (home / "runs").glob("*/DONE")}
 
-    assert done(local) == done(cluster) and len(done(local)) == 17  # 2 backbones + 2 archs x 8 rows, ICNN on VGG16 only
+    assert done(local) == done(cluster) and len(done(local)) == 19  # 2 backbones + 2 archs x 9 rows, ICNN on VGG16 only
     jobs = list((cluster / "runs/_slurm").glob("*/*_log.out"))
     assert len(jobs) == 17  # one SLURM job per run
     csvs = sorted(p.name for p in (local / "results/smoke").glob("*.csv"))
