@@ -152,7 +152,7 @@ def test_a_slurm_build_equals_a_local_build(slurm_cluster, tmp_path):
 
     assert done(local) == done(cluster) and len(done(local)) == 19  # 2 backbones + 2 archs x 9 rows, ICNN on VGG16 only
     jobs = list((cluster / "runs/_slurm").glob("*/*_log.out"))
-    assert len(jobs) == 17  # one SLURM job per run
+    assert len(jobs) == 19  # one SLURM job per run
     csvs = sorted(p.name for p in (local / "results/smoke").glob("*.csv"))
     assert csvs == sorted(p.name for p in (cluster / "results/smoke").glob("*.csv")) and "table1.csv" in csvs
     for name in csvs:
@@ -161,7 +161,7 @@ def test_a_slurm_build_equals_a_local_build(slurm_cluster, tmp_path):
 
     # a second call finds every run in the store and submits nothing
     r = _build(cluster, slurm_cluster, "--executor", "slurm", "--threads", "1")
-    assert r.returncode == 0 and "17 of 17 runs are in the store; 0 to train on SLURM" in r.stdout
+    assert r.returncode == 0 and "19 of 19 runs are in the store; 0 to train on SLURM" in r.stdout
 
 
 def test_a_failing_job_is_reported_with_its_log(slurm_cluster, tmp_path, monkeypatch):
