@@ -52,9 +52,15 @@ __all__ = ["reproduce", "build_book", "execute_notebook", "REFERENCE_PAGES", "bo
 #: wait (`--no-wait`), stopped.
 BUSY = 3
 
-#: Seconds a notebook's kernel has to exit after its shutdown request before it is terminated
-#: (half of it) and killed (all of it); jupyter_client's default is 5.
-SHUTDOWN_WAIT = 60.0
+#: How a notebook's kernel ends once its last cell ran (nbclient's `shutdown_kernel`): its
+#: process group is killed, no shutdown request is sent. ipykernel 7.4 answers a shutdown
+#: request and then, on its control thread, flushes stderr and publishes "idle" while its main
+#: thread is already closing the IOPub sockets: on a busy machine (two builds at once) the
+#: flush meets a closed socket and the kernel prints a ZMQError traceback ("Socket operation on
+#: non-socket") into the build's output. ipykernel's fix (PR #1518) covers the send, not the
+#: flush's wake-up of the IO thread. A kernel here holds nothing to save: every cell has run and
+#: every file it wrote is written atomically before the notebook is saved.
+KERNEL_SHUTDOWN = "immediate"
 
 # pages of the book's Reference part that are notebooks too (they need no run)
 REFERENCE_PAGES = {"getting_data": "Getting the data", "own_network": "Measure your own network",
@@ -79,12 +85,11 @@ class IPCKernelManager(AsyncKernelManager):
     - jupyter_client gives a kernel 2.5 s to exit after its shutdown request, then terminates
       it: on a machine busy with a second build, a kernel that is exiting normally is
       interrupted ("KeyboardInterrupt caught in kernel") and its last messages meet closed
-      sockets (the same ZMQError traceback). A kernel here has SHUTDOWN_WAIT seconds.
+      sockets (the same ZMQError traceback). A kernel here is killed instead (KERNEL_SHUTDOWN).
     """
 
     def __init__(self, **kw):
         kw.setdefault("context", zmq.asyncio.Context.instance())
-        kw.setdefault("shutdown_wait_time", SHUTDOWN_WAIT)
         super().__init__(**kw)
         self.transport = "ipc"
         self._socket_dir = tempfile.mkdtemp(prefix="synclib-kernel-")
@@ -104,7 +109,8 @@ def execute_notebook(nb: str, out: Path, parameters: dict) -> tuple[bool, float,
     try:
         pm.execute_notebook(str(repo_root() / "notebooks" / f"{nb}.ipynb"), str(out),
                             parameters=parameters, cwd=str(repo_root()), progress_bar=False,
-                            kernel_name="python3", kernel_manager_class=IPCKernelManager)
+                            kernel_name="python3", kernel_manager_class=IPCKernelManager,
+                            shutdown_kernel=KERNEL_SHUTDOWN)
         return True, time.perf_counter() - t0, ""
     except Exception as e:  # noqa: BLE001 - any failure is reported, the others still run
         return False, time.perf_counter() - t0, f"{type(e).__name__}: {str(e).strip()[-800:]}"
@@ -134,7 +140,7 @@ def _skipped_page(art: str, reason: str, out: Path) -> None:
     nbformat.write(nb, out)
     # executed, so the glued values exist in its outputs
     pm.execute_notebook(str(out), str(out), progress_bar=False, kernel_name="python3",
-                        kernel_manager_class=IPCKernelManager)
+                        kernel_manager_class=IPCKernelManager, shutdown_kernel=KERNEL_SHUTDOWN)
 
 
 def build_book(book: Path | None = None) -> bool:
