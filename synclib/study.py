@@ -278,7 +278,10 @@ class Study:
         parent = None
         pretrain = prof.get("pretrain")
         if not backbone and pretrain:
-            parent = self.find(dataset, family, "baseline", int(pretrain.get("seed", 0)), backbone=True).hash
+            # each seed fine-tunes a backbone of its own seed, so the spread over seeds holds the
+            # backbone's variance too (independent replicates); `pretrain.seed` pins one backbone
+            # that every seed shares instead
+            parent = self.find(dataset, family, "baseline", int(pretrain.get("seed", seed)), backbone=True).hash
         cfg = TrainConfig(method=method, arch=a["arch"], width=float(a.get("width", 1.0)),
                           epochs=int(pretrain["epochs"] if backbone else t["epochs"]),
                           batch_size=int(a["batch_size"]), lr=float(t.get("lr", 0.01)),

@@ -37,6 +37,27 @@ def home(tmp_path, monkeypatch):
     return tmp_path
 
 
+def test_each_seed_fine_tunes_a_backbone_of_its_own(home):
+    """Independent replicates: seed s's runs start from the backbone trained with seed s, so the
+    spread over seeds includes the backbone's; `pretrain.seed` pins one shared backbone instead."""
+    prof = yaml.safe_load((home / "configs/smoke.yaml").read_text())
+    prof.update(profile="two", seeds=[0, 1], methods=["baseline", "ours"], archs={"vgg16": prof["archs"]["vgg16"]})
+    (home / "configs/two.yaml").write_text(yaml.safe_dump(prof))
+    study = Study.plan("two")
+    runs = study.runs_for("table1")
+    backbones = {r.seed: r for r in runs if r.backbone}
+    assert sorted(backbones) == [0, 1] and backbones[0].hash != backbones[1].hash
+    assert backbones[1].label == "partworld/vgg16/backbone/s1" and backbones[1].train["seed"] == 1
+    for r in runs:
+        if not r.backbone:
+            assert r.parent == backbones[r.seed].hash, r.label
+    prof["pretrain"]["seed"] = 0
+    (home / "configs/two.yaml").write_text(yaml.safe_dump(prof))
+    shared = Study.plan("two").runs_for("table1")
+    assert [r.seed for r in shared if r.backbone] == [0]
+    assert {r.parent for r in shared if not r.backbone} == {backbones[0].hash}
+
+
 def test_plan_covers_every_dataset_arch_method(home):
     study = Study.plan("smoke")
     runs = study.runs_for("table1", "table2")
