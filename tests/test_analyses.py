@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from synclib.metrics.landscape import filter_normalized_direction, loss_landscape
+from synclib.metrics.landscape import filter_normalized_direction, loss_landscape, orthogonal_directions
 from synclib.metrics.modules import filter_similarity, module_consistency, module_labels, module_part_alignment, part_labels
 from synclib.metrics.pruning import taylor_pruning_curve, taylor_scores
 from synclib.models import build_model
@@ -105,6 +105,24 @@ def test_filter_normalized_direction_and_landscape_centre():
     with torch.no_grad():
         centre = nn.functional.cross_entropy(model(x).logits, y).item()
     assert coords.tolist() == [-1.0, 0.0, 1.0] and math.isclose(loss[1, 1].item(), centre, rel_tol=1e-5)
+
+
+def test_landscape_directions_are_orthogonal_and_filter_normalized():
+    # a hand-made layer: 2 filters of 2 weights; the second draw keeps only what is orthogonal
+    w = torch.tensor([[[[3.0]], [[4.0]]], [[[0.0]], [[2.0]]]])  # filter norms 5 and 2
+    d1, d2 = orthogonal_directions(w, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(d1.flatten(1).norm(dim=1), torch.tensor([5.0, 2.0]))
+    torch.testing.assert_close(d2.flatten(1).norm(dim=1), torch.tensor([5.0, 2.0]))
+    # in two dimensions the orthogonal complement is one line: d2's filter is ±d1's turned 90°
+    for f in range(2):
+        a, b = d1[f].flatten(), d2[f].flatten()
+        assert abs(float(a @ b)) < 1e-5
+        assert torch.allclose(b.abs(), a.flip(0).abs(), atol=1e-5)
+    # on a real layer the whole vectors are orthogonal too
+    model = build_model("resnet18", 3, width=0.125)
+    d1, d2 = orthogonal_directions(model.interpretable_layer.weight.detach(), torch.Generator().manual_seed(1))
+    cos = float((d1.flatten() @ d2.flatten()) / (d1.norm() * d2.norm()))
+    assert abs(cos) < 1e-6
 
 
 def test_pruning_auc_is_relative_to_the_start():

@@ -31,7 +31,8 @@ def landscape(study: Study, run: Run, images: int = 64, points: int = 9, span: f
         coords, loss = loss_landscape(model, x, y, span=span, points=points)
         return {"coords": [float(c) for c in coords], "loss": torch.as_tensor(loss).cpu().tolist()}
 
-    v = cached(study, run, "landscape", {"images": images, "points": points, "span": span}, compute, ROOM)
+    v = cached(study, run, "landscape", {"images": images, "points": points, "span": span, "orthogonal": True},
+               compute, ROOM)
     return np.asarray(v["coords"]), torch.tensor(v["loss"])
 
 

@@ -1,7 +1,10 @@
 """Loss landscape of the interpretable layer (Fig. 10; Li et al. 2018).
 
-Two random directions over the interpretable conv's weights, filter-normalized: each output
-filter of a direction is scaled to the norm of the weight filter it perturbs. The test loss is
+Two random directions over the interpretable conv's weights, orthogonal (the paper's "two
+orthogonal directions") and filter-normalized: each output filter of the second Gaussian draw
+loses its component along the first's (Gram–Schmidt, filter by filter), then each output filter
+of a direction is scaled to the norm of the weight filter it perturbs. Rescaling a filter keeps
+it orthogonal to its partner, so the two directions stay exactly orthogonal. The test loss is
 measured at θ + α d1 + β d2 on a grid; the weights are restored afterwards.
 """
 
@@ -10,28 +13,47 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["filter_normalized_direction", "loss_landscape", "roughness"]
+__all__ = ["filter_normalized_direction", "orthogonal_directions", "loss_landscape", "roughness"]
 
 
-def filter_normalized_direction(w: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """A Gaussian direction like w (out, in, kh, kw) with each output filter's norm equal to w's."""
-    d = torch.randn(w.shape, generator=generator, dtype=w.dtype)
+def _filter_normalized(d: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """d (out, ...) with each output filter rescaled to the norm of w's."""
     dn = d.flatten(1).norm(dim=1).view(-1, *[1] * (w.dim() - 1))
     wn = w.detach().cpu().flatten(1).norm(dim=1).view(-1, *[1] * (w.dim() - 1))
     return (d / dn.clamp_min(1e-12) * wn).to(w.device)
 
 
+def filter_normalized_direction(w: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A Gaussian direction like w (out, in, kh, kw) with each output filter's norm equal to w's."""
+    return _filter_normalized(torch.randn(w.shape, generator=generator, dtype=w.dtype), w)
+
+
+def orthogonal_directions(w: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two filter-normalized Gaussian directions like w, orthogonal filter by filter (so also as
+    whole vectors): the second draw's filters lose their component along the first's."""
+    d1 = torch.randn(w.shape, generator=generator, dtype=w.dtype)
+    d2 = torch.randn(w.shape, generator=generator, dtype=w.dtype)
+    a, b = d1.flatten(1), d2.flatten(1)
+    b = b - (b * a).sum(1, keepdim=True) / (a * a).sum(1, keepdim=True).clamp_min(1e-30) * a
+    return _filter_normalized(d1, w), _filter_normalized(b.view_as(d2), w)
+
+
 @torch.no_grad()
 def loss_landscape(model, images: torch.Tensor, labels: torch.Tensor, span: float = 1.0,
-                   points: int = 9, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+                   points: int = 9, seed: int = 0, orthogonal: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Test loss on a points×points grid of (α, β) in [-span, span]².
 
+    `orthogonal=False` draws the two directions independently (nearly, not exactly, orthogonal
+    in high dimension), as before the paper's "orthogonal" was followed.
     Returns (coords (points,), loss (points, points) indexed [α, β]).
     """
     layer = model.interpretable_layer
     w0 = layer.weight.detach().clone()
     g = torch.Generator().manual_seed(seed)
-    d1, d2 = filter_normalized_direction(w0, g), filter_normalized_direction(w0, g)
+    if orthogonal:
+        d1, d2 = orthogonal_directions(w0, g)
+    else:
+        d1, d2 = filter_normalized_direction(w0, g), filter_normalized_direction(w0, g)
     coords = torch.linspace(-span, span, points)
     out = torch.empty(points, points)
     model.eval()
