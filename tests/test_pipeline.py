@@ -412,19 +412,36 @@ def _outputs(path: Path) -> str:
 
 
 def test_two_builds_of_one_checkout_at_once(home):
-    """Two `synclib reproduce` of one checkout started together: every run trains once, the second
-    build waits for the first's notebooks and says so, both exit 0 with no traceback, and the pages
-    equal a single build's. Under --no-wait a build that finds the checkout busy stops, saying why."""
+    """Two `synclib reproduce` of one checkout started together: every run trains once, a build that
+    finds the checkout's notebooks held waits and says who holds them, both exit 0 with no
+    traceback, and the pages equal a single build's. Under --no-wait a build that finds the
+    checkout busy stops, saying why."""
     _tiny_profile(home)
     cmd = [str(Path(sys.executable).parent / "synclib"), "reproduce", "--profile", "tiny",
            "--only", "table1", "--only", "table2", "--no-book"]
-    builds = [subprocess.Popen(cmd, cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
-    time.sleep(1)
-    builds.append(subprocess.Popen(cmd, cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    results = [(b.wait(timeout=600), *b.communicate()) for b in builds]
+    logs_dir = home.parent / "build-logs"
+    logs_dir.mkdir()
+    outs = [(logs_dir / f"out{i}", logs_dir / f"err{i}") for i in range(2)]
+    # Which of two builds reaches the notebooks first, and whether the other finds it still there,
+    # is up to the machine's speed; so the test holds the checkout (as a third build would) until
+    # both have trained (one of them training, the other waiting for its runs) and both say they wait.
+    with file_lock(home / "book/.build.lock"):
+        builds = []
+        for out, err in outs:
+            with open(out, "w") as o, open(err, "w") as e:
+                builds.append(subprocess.Popen(cmd, cwd=home, stdout=o, stderr=e, text=True))
+            time.sleep(1)
+        deadline = time.monotonic() + 600
+        waiting = f"another build of this checkout is running (pid {os.getpid()}, since "
+        while sum(waiting in out.read_text() for out, _ in outs) < 2:
+            assert time.monotonic() < deadline and all(b.poll() is None for b in builds), \
+                [(out.read_text(), err.read_text()) for out, err in outs]
+            time.sleep(0.5)
+    results = [(b.wait(timeout=600), out.read_text(), err.read_text()) for b, (out, err) in zip(builds, outs)]
     for rc, out, err in results:
         assert rc == 0 and "Traceback" not in err and "Invalid Signature" not in err, (out, err)
-    assert sum("another build of this checkout is running (pid " in out for _, out, _ in results) == 1
+        assert "[wait] " + waiting in out
+    # released, one build executes the notebooks; the other, given the checkout after it, finds them current
     assert sum("table1: unchanged, not executed again" in out for _, out, _ in results) == 1
     logs = {p.parent.name: p.read_text() for p in (home / "runs").glob("*/train.log")}
     assert len(logs) == 2  # the backbone and the baseline's fine-tune
