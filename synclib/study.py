@@ -45,7 +45,12 @@ READINGS: dict[str, tuple[tuple[str, object], ...]] = {
     "printed": (),                       # L_sync summed over filters (Eq. 6), distances normalized
     "mean": (("reduction", "mean"),),    # L_sync averaged over filters: N times weaker
     "cells": (("units", "cells"),),      # L_sync's distances, softmax and ε in map cells
+    "tau1": (("tau", 1.0),),             # L_lac's softmax with no temperature (Eq. 4 as printed), image units
 }
+
+
+#: The readings the Ambiguities page judges every claim under.
+AMBIGUITY_READINGS = ("printed", "mean", "cells", "tau1")
 
 
 def reading_row(method: str, reading: str) -> str:
@@ -62,6 +67,11 @@ def row_of(method: str, params) -> str:
         if rp and all(p.get(k) == v for k, v in rp):
             return f"{method}_{name}"
     return method
+
+
+#: How a reader sees a network and a width (`Study.arch_label`).
+NETWORK_LABELS = {"vgg16": "VGG16", "vgg16_bn": "VGG16-BN", "resnet18": "ResNet18"}
+WIDTH_LABELS = {0.125: "⅛", 0.25: "¼", 0.5: "½"}
 
 
 @dataclass(frozen=True)
@@ -102,13 +112,23 @@ def _claims_runs(s: Study) -> list[Run]:
 
 
 def _ambiguity_runs(s: Study) -> list[Run]:
-    alt = [r for r in s.readings_of("ours", ("printed", "mean", "cells"))]
+    alt = [r for r in s.readings_of("ours", AMBIGUITY_READINGS)]
     return _main_runs(s, True, alt) + [r for *_, r in s.sensitivity("mean")] if "ours" in s.methods else []
 
 
 def _landmark_runs(s: Study, all_seeds: bool = False, rows: list[str] | None = None) -> list[Run]:
     return [s.find_row(ds, fam, m, seed) for ds in s.landmark_datasets for fam in s.families
             for m in (rows or s.methods) if s.supports(m, ds, fam) for seed in (s.seeds if all_seeds else [0])]
+
+
+def _control_runs(s: Study) -> list[Run]:
+    """The positive control (`parts_control`, seed 0) per arch on the main data set, beside
+    Table I's runs, where it places the paper's methods (`synclib.controls`)."""
+    ds = s.main_dataset
+    if ds is None:
+        return []
+    ctl = [s.find(ds, fam, "parts_control", 0) for fam in s.families if s.supports("parts_control", ds, fam)]
+    return ctl + _table_runs(s) if ctl else []
 
 
 def _sensitivity_runs(s: Study) -> list[Run]:
@@ -127,6 +147,7 @@ ARTIFACTS: dict[str, Artifact] = {  # the one list of the book's artifacts, in t
     "fig10": Artifact("Figure 10: loss landscapes", _analysis_runs),
     "table3": Artifact("Table III: module consistency", _module_runs),
     "table4": Artifact("Table IV: modules and semantic parts", _module_runs),
+    "controls": Artifact("Controls: can the metrics see interpretable filters?", _control_runs),
     "claims": Artifact("Claims: what holds on this profile", _claims_runs, always=True),
     "ambiguities": Artifact("Ambiguities: where the paper reads two ways", _ambiguity_runs),
 }
@@ -372,6 +393,14 @@ class Study:
         """The methods (or `rows`) the study runs for a family on a data set (the main one by default)."""
         ds = dataset or self.main_dataset
         return [m for m in (rows or self.methods) if ds is None or self.supports(m, ds, family)]
+
+    def arch_label(self, family: str) -> str:
+        """The network that stands for the paper's `family` here, as a reader should see it:
+        "VGG16-BN ⅛" for vgg16_bn at width 0.125, "ResNet18" at full width."""
+        a = self.profile["archs"][family]
+        name = NETWORK_LABELS.get(a["arch"], a["arch"])
+        width = float(a.get("width", 1.0))
+        return name if width == 1.0 else f"{name} {WIDTH_LABELS.get(width, f'×{width:g}')}"
 
     @property
     def seeds(self) -> list[int]:

@@ -36,7 +36,7 @@ def test_every_method_trains_a_step_without_nan(name, arch):
 
 
 def test_paper_defaults_per_arch():
-    printed = {"reduction": "sum", "units": "normalized"}  # Eq. 6 as printed, SPEC's units
+    printed = {"reduction": "sum", "units": "normalized", "tau": None}  # Eq. 6 as printed, the specification's units, τ one cell
     assert get_method("ours", "vgg16").params == {"lambda1": 0.2, "lambda2": 0.1, "eps": 0.03, **printed}
     assert get_method("ours", "resnet18").params == {"lambda1": 0.1, "lambda2": 0.05, "eps": 0.03, **printed}
     assert get_method("ours", "vgg16_bn", lambda2=0.3).params["lambda2"] == 0.3
@@ -51,7 +51,7 @@ def test_paper_defaults_per_arch():
 
 @pytest.mark.parametrize("method, arch", [("ours", "resnet18"), ("csgcnn", "resnet18"), ("iccnn", "vgg16"),
                                           ("icnn", "vgg16"), ("cw", "resnet18"), ("decoup", "vgg16_bn"),
-                                          ("decoup", "resnet18")])
+                                          ("decoup", "resnet18"), ("parts_control", "vgg16")])
 def test_resume_equals_uninterrupted(tiny_world, tmp_path, method, arch):
     """Killed after epoch 1 and resumed, a run ends with the weights and the method state
     (CSGCNN's gates, icCNN's groups and running mean map, ICNN's τ and class magnitudes,
@@ -72,7 +72,7 @@ def test_resume_equals_uninterrupted(tiny_world, tmp_path, method, arch):
     assert [r["epoch"] for r in h["epochs"]] == [1, 2, 3]
     hist = json.loads((tmp_path / "resumed/history.json").read_text())
     terms = {"ours": {"lac", "sync"}, "csgcnn": {"gate"}, "iccnn": {"cluster", "multiclass"}, "icnn": {"filter"},
-             "cw": set(), "decoup": {"mi", "kl", "sparse"}}[method]
+             "cw": set(), "decoup": {"mi", "kl", "sparse"}, "parts_control": {"mask"}}[method]
     assert {"ce", "train_acc"} | terms <= set(hist["epochs"][0]) and "test_acc" in hist["epochs"][-1]
     assert hist["test_acc"] == hist["epochs"][-1]["test_acc"]
     assert all(math.isfinite(r["loss"]) for r in hist["epochs"])

@@ -1,0 +1,108 @@
+"""The instrument, checked: can the metrics see interpretable filters when they exist?
+
+On a data set whose part masks are known (PartWorld, VOC Part), three networks bracket the
+paper's methods, each measured exactly as Table I measures a run (`tables.eval_sets`):
+
+- **positive**: the `parts_control` method, whose filter f is trained to fire on part f mod K
+  (`synclib.methods.control`); Interp should be near 1 and Stability near 0;
+- **shuffled**: the same network with its interpretable layer's weights permuted at random (the
+  layer's weight distribution kept, its structure gone);
+- **init**: the same network with its interpretable layer re-initialized (Kaiming normal, as
+  torchvision initializes a conv), the layer a network starts from.
+
+`position` places each of the paper's methods between the controls, metric by metric:
+(method − negative) / (positive − negative), with the better of the two negatives as 0, so 0
+is what a layer without structure scores and 1 what a layer taught the parts scores (for
+Stability, where lower is better, the same formula holds). `separated` says whether the
+positive control beats both negatives on every metric: if it does not, the metrics or the
+evaluation have a defect.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pandas as pd
+import torch
+
+from .analysis.runs import cached, load
+from .evaluate import evaluate
+from .study import Run, Study
+from .tables import HIGHER_IS_BETTER, METRICS, eval_sets, table1
+
+__all__ = ["CONTROL", "NEGATIVES", "control_run", "controls", "control_positions"]
+
+ROOM = "controls.py"
+CONTROL = "parts_control"
+#: How the negative controls change the positive control's interpretable layer.
+NEGATIVES = ("shuffled", "init")
+
+
+def control_run(study: Study, arch: str, seed: int = 0) -> Run:
+    """The positive control's run on the study's main data set (the one with part masks)."""
+    if study.main_dataset is None:
+        raise FileNotFoundError(f"{study.path}: the controls need a training data set with part masks")
+    return study.find(study.main_dataset, arch, CONTROL, seed)
+
+
+def _altered(model: torch.nn.Module, how: str, seed: int) -> torch.nn.Module:
+    """A copy of `model` whose interpretable layer is `how` ("trained": as it is, "shuffled",
+    "init"); the draws come from a generator seeded by `seed`."""
+    model = copy.deepcopy(model)
+    w = model.interpretable_layer.weight
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        if how == "shuffled":
+            flat = w.detach().flatten()
+            w.copy_(flat[torch.randperm(flat.numel(), generator=g)].view_as(w))
+        elif how == "init":
+            fan_out = w.shape[0] * w[0, 0].numel()
+            w.copy_(torch.randn(w.shape, generator=g) * (2.0 / fan_out) ** 0.5)
+            if model.interpretable_layer.bias is not None:
+                model.interpretable_layer.bias.zero_()
+        elif how != "trained":
+            raise ValueError(f"unknown control {how!r}; known: trained, {', '.join(NEGATIVES)}")
+    return model
+
+
+def _measure(study: Study, run: Run, how: str) -> dict:
+    """Table I's four metrics and the accuracy of the control network `how`; cached per run."""
+    def compute():
+        p = load(study, run)
+        _, test_set, eval_set, top, phi = eval_sets(study, run)
+        return evaluate(_altered(p.model, how, run.seed), test_set, eval_set, top, phi)
+
+    return cached(study, run, "control", {"how": how}, compute, ROOM)
+
+
+def controls(study: Study, arch: str, seed: int = 0) -> pd.DataFrame:
+    """The three controls and the paper's methods (Table I's means over seeds) on the main data
+    set: one row each, with accuracy and the four metrics; `kind` is control or method."""
+    run = control_run(study, arch, seed)
+    rows = [{"kind": "control", "method": name, "n_seeds": 1, **_measure(study, run, how)}
+            for how, name in (("trained", "positive"), ("shuffled", "shuffled"), ("init", "init"))]
+    t1 = table1(study)
+    t1 = t1[(t1["dataset"] == study.main_dataset) & (t1["arch"] == arch)]
+    for _, r in t1.iterrows():
+        rows.append({"kind": "method", "method": r["method"], "n_seeds": int(r["n_seeds"]),
+                     **{m: float(r[m]) for m in METRICS}})
+    return pd.DataFrame(rows)
+
+
+def control_positions(frame: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """(each method's position between the controls per metric, whether the controls separate).
+
+    position = (method − negative) / (positive − negative), the negative being the better of
+    the two negative controls on that metric; NaN where the controls do not separate on it."""
+    ctl = frame[frame["kind"] == "control"].set_index("method")
+    pos = {}
+    separated = True
+    for m in METRICS:
+        sign = 1.0 if HIGHER_IS_BETTER[m] else -1.0
+        positive = ctl.loc["positive", m]
+        negative = max((ctl.loc[n, m] for n in NEGATIVES), key=lambda v: sign * v)
+        gap = sign * (positive - negative)
+        separated &= bool(gap > 0)
+        pos[m] = (frame[m] - negative) / (positive - negative) if gap > 0 else float("nan")
+    out = frame[["kind", "method"]].assign(**pos)
+    return out, separated
