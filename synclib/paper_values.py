@@ -10,7 +10,8 @@ __all__ = ["TABLE1", "TABLE2", "TABLE3", "TABLE4", "METHOD_LABELS", "DATASET_LAB
 
 METHOD_LABELS = {"baseline": "Baseline", "csgcnn": "CSGCNN", "decoup": "Decoup", "cw": "CW*",
                  "iccnn": "icCNN", "icnn": "ICNN", "ours_nosync": "Ours w/o sync", "ours": "Ours (Eq. 6 as printed)",
-                 "ours_mean": "Ours (mean over filters)", "ours_cells": "Ours (L_sync in map cells)"}
+                 "ours_mean": "Ours (mean over filters)", "ours_cells": "Ours (L_sync in map cells)",
+                 "ours_tau1": "Ours (L_lac with no temperature)"}
 DATASET_LABELS = {"voc_part": "VOC Part", "broden": "BRODEN", "cub200": "CUB-200",
                   "ilsvrc_part": "ILSVRC Part", "imagenet100": "ImageNet-100"}
 

@@ -14,11 +14,12 @@ from pathlib import Path
 import pandas as pd
 
 from .analysis import module_tables
+from .data import PartDataset
 from .evaluate import evaluate_run
 from .files import atomic_write_text
 from .paper_values import DATASET_LABELS, METHOD_LABELS, TABLE1, TABLE2, TABLE3, TABLE4
 from .store import RunStore
-from .study import Study
+from .study import Run, Study
 
 __all__ = ["table1", "table2", "table3", "table4", "run_rows", "with_paper", "aggregate", "gain",
            "write_csv", "side_by_side", "METRICS", "STD_DDOF", "HIGHER_IS_BETTER"]
@@ -55,14 +56,18 @@ def side_by_side(df: pd.DataFrame, metrics: list[str], percent: bool = False, st
             text += f" ± {100 * sd:.2f}" if percent else f" ± {sd:.{digits}f}"
         return text
 
-    cols: dict[tuple, list] = {("", "data set, arch"): [f"{DATASET_LABELS.get(d, d)}, {ARCH_LABELS.get(a, a)}"
-                                                        for d, a in zip(df["dataset"], df["arch"])],
+    nets = df["network"] if "network" in df.columns else [ARCH_LABELS.get(a, a) for a in df["arch"]]
+    paper = "paper"
+    if "paper_dataset" in df.columns and df["paper_dataset"].nunique() == 1:
+        paper = f"paper ({DATASET_LABELS.get(df['paper_dataset'].iloc[0], df['paper_dataset'].iloc[0])})"
+    cols: dict[tuple, list] = {("", "data set, network"): [f"{DATASET_LABELS.get(d, d)}, {n}"
+                                                           for d, n in zip(df["dataset"], nets)],
                                ("", "method"): [METHOD_LABELS.get(m, m) for m in df["method"]]}
     best: dict[tuple, list[bool]] = {}
     groups = [df["dataset"].to_numpy(), df["arch"].to_numpy()]
     for m in metrics:
         head = f"{COLUMN_LABELS.get(m, m)} {'↑' if HIGHER_IS_BETTER.get(m, True) else '↓'}" + (" (%)" if percent else "")
-        for who, col in (("ours", m), ("paper", f"paper_{m}")):
+        for who, col in (("ours", m), (paper, f"paper_{m}")):
             if col not in df.columns:
                 continue
             vals = pd.to_numeric(df[col], errors="coerce")
@@ -103,18 +108,25 @@ def run_rows(study: Study, artifact: str = "table1", train_missing: bool = True,
             if not train_missing:
                 continue
             store.ensure(study, run)
-        ev_name = study.eval_dataset(run.dataset)
-        ev = study.datasets.get(ev_name) if ev_name else None
-        spec = ev.spec if ev is not None else {}
-        eval_set = None
-        test_set = study.datasets[run.dataset].split("test")
-        if ev is not None and ev.present and spec.get("protocol") == "masks":
-            eval_set = test_set if ev_name == run.dataset else ev.split("test")
+        ev_name, test_set, eval_set, top, phi = eval_sets(study, run)
         with store.naming(run):
-            row = evaluate_run(store.path(run.hash), test_set, eval_set, spec.get("top", 0.3), spec.get("phi", 0.2))
+            row = evaluate_run(store.path(run.hash), test_set, eval_set, top, phi)
         out.append({"dataset": run.dataset, "eval_dataset": ev_name, "arch": run.family, "method": run.row,
                     "seed": run.seed, "hash": run.hash, **row})
     return pd.DataFrame(out)
+
+
+def eval_sets(study: Study, run: Run) -> tuple[str | None, PartDataset, PartDataset | None, float, float]:
+    """Where Table I measures a run: (the evaluation data set's name, the test split accuracy is
+    read on, the split the four metrics are read on (None without part masks), top, phi)."""
+    ev_name = study.eval_dataset(run.dataset)
+    ev = study.datasets.get(ev_name) if ev_name else None
+    spec = ev.spec if ev is not None else {}
+    eval_set = None
+    test_set = study.datasets[run.dataset].split("test")
+    if ev is not None and ev.present and spec.get("protocol") == "masks":
+        eval_set = test_set if ev_name == run.dataset else ev.split("test")
+    return ev_name, test_set, eval_set, spec.get("top", 0.3), spec.get("phi", 0.2)
 
 
 def aggregate(df: pd.DataFrame, cols: list[str], by: list[str]) -> pd.DataFrame:
@@ -184,11 +196,16 @@ def with_paper(df: pd.DataFrame, study: Study, table: str) -> pd.DataFrame:
         raise ValueError(f"unknown table {table!r}; one of table1, table2, table3, table4")
     if table in ("table1", "table2") and len(df):
         df = _with_paper_only_rows(df, study, table)
+    # how a reader sees the network (its width) and the paper's data set beside each row
+    df["network"] = [study.arch_label(a) if a in study.families else ARCH_LABELS.get(a, a) for a in df["arch"]]
+    df["paper_dataset"] = [study.datasets[d].spec.get("paper_dataset", d) if d in study.datasets else d
+                           for d in df["dataset"]]
     return df
 
 
 #: Tables I-II's rows in the paper's order (the readings of ours after it).
-PAPER_ORDER = ("baseline", "csgcnn", "decoup", "cw", "iccnn", "icnn", "ours_nosync", "ours", "ours_mean", "ours_cells")
+PAPER_ORDER = ("baseline", "csgcnn", "decoup", "cw", "iccnn", "icnn", "ours_nosync", "ours", "ours_mean", "ours_cells",
+               "ours_tau1")
 
 
 def _with_paper_only_rows(df: pd.DataFrame, study: Study, table: str) -> pd.DataFrame:
@@ -202,7 +219,7 @@ def _with_paper_only_rows(df: pd.DataFrame, study: Study, table: str) -> pd.Data
         for m in PAPER_ORDER:
             if m in set(g["method"]):  # measured here (a reading of ours counts under its own row)
                 continue
-            if m in ("ours_mean", "ours_cells"):  # the paper has one row for ours
+            if m in ("ours_mean", "ours_cells", "ours_tau1"):  # the paper has one row for ours
                 continue
             vals = ({k: TABLE1.get((pds, arch, m), {}).get(k) for k in METRICS} if table == "table1"
                     else {"accuracy": TABLE2.get((pds, arch, m))})

@@ -26,7 +26,7 @@ DPI = 100
 
 METHOD_COLOURS = {"baseline": "#7f7f7f", "ours_nosync": "#1f77b4", "ours": "#d62728", "ours_mean": "#ff7f0e",
                   "ours_cells": "#9467bd", "csgcnn": "#2ca02c", "decoup": "#8c564b", "cw": "#e377c2",
-                  "iccnn": "#17becf", "icnn": "#bcbd22"}
+                  "iccnn": "#17becf", "icnn": "#bcbd22", "ours_tau1": "#c49c94"}
 
 
 def theme() -> None:

@@ -158,7 +158,7 @@ def test_tables_lay_ours_beside_the_paper_and_bold_each_columns_best():
                        "stability": [0.5, 0.4, 0.45, 0.9], "paper_stability": [0.55, 0.43, 0.43, None],
                        "n_seeds": [3, 3, 3, 2]})
     st = side_by_side(df, ["interp", "stability"])
-    assert list(st.data.columns) == [("", "data set, arch"), ("", "method"), ("Interp ↑", "ours"),
+    assert list(st.data.columns) == [("", "data set, network"), ("", "method"), ("Interp ↑", "ours"),
                                      ("Interp ↑", "paper"), ("Stability ↓", "ours"), ("Stability ↓", "paper"),
                                      ("", "seeds")]
     assert st.data.iloc[1, 2] == "0.6000" and st.data.iloc[3, 3] == "–" and st.data.iloc[0, 0] == "partworld, VGG16"
@@ -182,7 +182,7 @@ def test_a_method_the_study_does_not_run_shows_the_papers_values_in_the_papers_p
 
     study = SimpleNamespace(datasets={"partworld": SimpleNamespace(spec={"paper_dataset": "voc_part"})},
                             methods=["baseline", "csgcnn", "cw", "iccnn", "icnn", "ours_nosync", "ours"],
-                            row_spec=lambda m: (m, ()))
+                            row_spec=lambda m: (m, ()), families=["vgg16"], arch_label=lambda f: "VGG16-BN ⅛")
     df = pd.DataFrame({"dataset": ["partworld"] * 3, "arch": ["vgg16"] * 3, "method": ["baseline", "cw", "ours"],
                        "accuracy": [0.9, 0.8, 0.91], "n_seeds": [3, 3, 3]})
     out = with_paper(df, study, "table2")
@@ -190,4 +190,5 @@ def test_a_method_the_study_does_not_run_shows_the_papers_values_in_the_papers_p
     assert out.loc[2, "paper_accuracy"] == TABLE2[("voc_part", "vgg16", "decoup")] and out["accuracy"].isna()[2]
     assert out.loc[3, "accuracy"] == 0.8  # measured rows keep their values
     shown = side_by_side(out, ["accuracy"], percent=True).data
-    assert list(shown.iloc[2]) == ["partworld, VGG16", "Decoup", "–", "91.43", "–"]
+    assert list(shown.iloc[2]) == ["partworld, VGG16-BN ⅛", "Decoup", "–", "91.43", "–"]  # the width named
+    assert ("Accuracy ↑ (%)", "paper (VOC Part)") in shown.columns  # the paper's data set named

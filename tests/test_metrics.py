@@ -271,3 +271,24 @@ def test_every_command_shows_an_example_in_its_help(capsys):
         with pytest.raises(SystemExit):
             main([cmd, "--help"])
         assert f"synclib {cmd} " in capsys.readouterr().out.split("example")[-1]
+
+
+def test_metric_variants_on_hand_made_hits():
+    """Purity over every image, and no-hit cases skipped everywhere, by hand."""
+    from synclib.metrics import summarize_variants
+
+    h = torch.zeros(4, 3, 2, dtype=torch.bool)  # 4 images, 3 filters, 2 parts
+    h[0, 0] = torch.tensor([True, True])   # filter 0, image 0: both parts, entropy 1
+    h[1, 0] = torch.tensor([True, False])  # filter 0, image 1: one part, entropy 0
+    h[2, 1] = torch.tensor([False, True])  # filter 1, image 2: one part; filter 2 never hits
+    row = summarize_variants(h)
+    # the specification: Purity over the images a filter hits: filter 0 (1 + 0) / 2, filter 1 0
+    assert row["purity"] == pytest.approx((0.5 + 0.0) / 2)
+    # the paper's Eq. 13 over all 4 images: filter 0 (1 + 0 + 0 + 0) / 4, filter 1 0
+    assert row["purity_all"] == pytest.approx((0.25 + 0.0) / 2)
+    # Interp: filter 0 max(2/4, 1/4), filter 1 1/4, filter 2 0; skipping the dead filter 2
+    assert row["interp"] == pytest.approx((0.5 + 0.25 + 0) / 3)
+    assert row["interp_hit"] == pytest.approx((0.5 + 0.25) / 2)
+    # Diversity: image 0 entropy 1, images 1 and 2 one part each (0), image 3 no hit (0 or skipped)
+    assert row["diversity"] == pytest.approx(1 / 4)
+    assert row["diversity_hit"] == pytest.approx(1 / 3)

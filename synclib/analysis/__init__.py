@@ -8,6 +8,7 @@ artifact of the paper, each with its own cache:
     pruning.py      Figure 9: Taylor pruning curves
     landscape.py    Figure 10: loss landscapes
     modules.py      Tables III-IV: module consistency and alignment
+    variants.py     the Ambiguities page: Table I's metrics under their other readings
 
 Every function takes a `Study` and returns plain data: the notebooks only plot and glue it.
 Runs missing from the store are trained on the way (seconds on smoke). What is costly per run
@@ -23,7 +24,8 @@ from .modules import module_row, module_tables
 from .pruning import pruning_curve, pruning_curves
 from .runs import LoadedRun, load
 from .sensitivity import sensitivity_maps, sensitivity_table
+from .variants import metric_variants, variants_table
 
 __all__ = ["LoadedRun", "load", "filter_examples", "mean_maps", "landmark_curves", "at_equal_interp",
            "sensitivity_table", "sensitivity_maps", "pruning_curve", "pruning_curves", "landscape", "landscapes",
-           "landscape_table", "module_row", "module_tables"]
+           "landscape_table", "module_row", "module_tables", "metric_variants", "variants_table"]

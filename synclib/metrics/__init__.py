@@ -8,7 +8,7 @@
 """
 
 from .hits import filter_thresholds, landmark_distances, landmark_hits, mask_hits, mask_hits_dense, mask_iou, region_overlaps, regions
-from .interpretability import diversity, interpretability, normalized_entropy, purity, stability, summarize
+from .interpretability import diversity, interpretability, normalized_entropy, purity, stability, summarize, summarize_variants
 from .landscape import filter_normalized_direction, loss_landscape, roughness
 from .modules import filter_similarity, module_consistency, module_labels, module_part_alignment, part_labels, spectral_modules
 from .pruning import pruning_auc, taylor_pruning_curve, taylor_scores
@@ -18,7 +18,7 @@ __all__ = [
     "filter_thresholds", "regions", "mask_iou", "region_overlaps", "mask_hits", "mask_hits_dense",
     "landmark_hits", "landmark_distances",
     # Table I
-    "interpretability", "stability", "purity", "diversity", "normalized_entropy", "summarize",
+    "interpretability", "stability", "purity", "diversity", "normalized_entropy", "summarize", "summarize_variants",
     # Tables III-IV
     "filter_similarity", "spectral_modules", "module_consistency", "module_labels", "part_labels",
     "module_part_alignment",

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 __all__ = ["interpretability", "stability", "purity", "diversity", "normalized_entropy",
-           "summarize"]
+           "summarize", "summarize_variants"]
 
 
 def _as_hits(hits) -> torch.Tensor:
@@ -71,3 +71,26 @@ def summarize(hits) -> dict[str, float]:
 
     return {"interp": m(interpretability(hits)), "stability": m(stability(hits)),
             "purity": m(purity(hits)), "diversity": m(diversity(hits))}
+
+
+def summarize_variants(hits) -> dict[str, float]:
+    """Table I's row under the other readings of Eq. 11–14 the specification chose between:
+
+    - `purity_all`: Eq. 13 averaged over every image, as the paper prints it, an image where
+      the filter hits nothing counting 0 (the specification: over the images it hits);
+    - `interp_hit`, `diversity_hit`: no-hit cases skipped everywhere, as Stability and Purity
+      skip a filter that never hits: Interp over the filters that hit at least once, Diversity
+      over the images where some filter hits (the specification counts them as 0).
+    Beside them the specification's four (`summarize`)."""
+    h = _as_hits(hits)
+    row = summarize(h)
+    e = torch.nan_to_num(normalized_entropy(h.double()), nan=0.0)  # (I, N): 0 where f hits nothing
+    alive = h.any(-1).any(0)  # (N,) filters that hit at least once
+    purity_all = e.mean(0)[alive]  # a filter that never hits stays out, as in Purity
+    row["purity_all"] = float(purity_all.mean()) if len(purity_all) else float("nan")
+    interp = interpretability(h)[alive]
+    row["interp_hit"] = float(interp.mean()) if len(interp) else float("nan")
+    seen = h.any(1).any(-1)  # (I,) images where some filter hits
+    div = normalized_entropy(h.any(1).double())[seen]
+    row["diversity_hit"] = float(div.mean()) if len(div) else float("nan")
+    return row
