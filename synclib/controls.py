@@ -8,7 +8,10 @@ paper's methods, each measured exactly as Table I measures a run (`tables.eval_s
 - **shuffled**: the same network with its interpretable layer's weights permuted at random (the
   layer's weight distribution kept, its structure gone);
 - **init**: the same network with its interpretable layer re-initialized (Kaiming normal, as
-  torchvision initializes a conv), the layer a network starts from.
+  torchvision initializes a conv), the layer a network starts from;
+- **oracle**: no network at all: each part's own coverage of the map's cells taken as a
+  filter's activations (one filter per part), at the map size the networks have, and at twice
+  it. It is the best any filter could score at that resolution: the instrument's ceiling.
 
 `position` places each of the paper's methods between the controls, metric by metric:
 (method − negative) / (positive − negative), with the better of the two negatives as 0, so 0
@@ -27,10 +30,12 @@ import torch
 
 from .analysis.runs import cached, load
 from .evaluate import evaluate
+from .methods.control import part_targets
+from .metrics import filter_thresholds, mask_hits, summarize
 from .study import Run, Study
 from .tables import HIGHER_IS_BETTER, METRICS, eval_sets, table1
 
-__all__ = ["CONTROL", "NEGATIVES", "control_run", "controls", "control_positions"]
+__all__ = ["CONTROL", "NEGATIVES", "control_run", "controls", "control_positions", "oracle_metrics"]
 
 ROOM = "controls.py"
 CONTROL = "parts_control"
@@ -75,12 +80,38 @@ def _measure(study: Study, run: Run, how: str) -> dict:
     return cached(study, run, "control", {"how": how}, compute, ROOM)
 
 
+def oracle_metrics(masks: torch.Tensor, size: tuple[int, int], top: float = 0.3, phi: float = 0.2,
+                   batch_size: int = 64) -> dict:
+    """The four metrics of ideal filters: one per part, whose (h, w) map is the part's coverage of
+    each cell, from masks (I, K, S, S) bool; measured as any network's maps are."""
+    a = part_targets(masks, size, channels=masks.shape[1])  # (I, K, h, w)
+    t = filter_thresholds(a, top)
+    hits = torch.cat([mask_hits(a[s:s + batch_size], masks[s:s + batch_size], t, phi)
+                      for s in range(0, len(a), batch_size)])
+    return summarize(hits)
+
+
+def _oracle(study: Study, run: Run, scale: int) -> dict:
+    """`oracle_metrics` at `scale` times the run's map size, on the split Table I reads; cached."""
+    def compute():
+        p = load(study, run)
+        _, _, eval_set, top, phi = eval_sets(study, run)
+        masks = torch.stack([eval_set[i]["masks"] for i in range(len(eval_set))])
+        h, w = p.probe.a.shape[-2:]
+        return {**oracle_metrics(masks, (h * scale, w * scale), top, phi), "map": f"{h * scale}×{w * scale}"}
+
+    return cached(study, run, "oracle", {"scale": scale}, compute, ROOM)
+
+
 def controls(study: Study, arch: str, seed: int = 0) -> pd.DataFrame:
-    """The three controls and the paper's methods (Table I's means over seeds) on the main data
-    set: one row each, with accuracy and the four metrics; `kind` is control or method."""
+    """The ceiling (the oracle at the networks' map size and at twice it), the three controls and
+    the paper's methods (Table I's means over seeds) on the main data set: one row each, with
+    accuracy and the four metrics; `kind` is ceiling, control or method."""
     run = control_run(study, arch, seed)
-    rows = [{"kind": "control", "method": name, "n_seeds": 1, **_measure(study, run, how)}
-            for how, name in (("trained", "positive"), ("shuffled", "shuffled"), ("init", "init"))]
+    rows = [{"kind": "ceiling", "method": f"oracle ×{scale}", "n_seeds": 1, **_oracle(study, run, scale)}
+            for scale in (1, 2)]
+    rows += [{"kind": "control", "method": name, "n_seeds": 1, **_measure(study, run, how)}
+             for how, name in (("trained", "positive"), ("shuffled", "shuffled"), ("init", "init"))]
     t1 = table1(study)
     t1 = t1[(t1["dataset"] == study.main_dataset) & (t1["arch"] == arch)]
     for _, r in t1.iterrows():

@@ -76,3 +76,16 @@ def test_the_metrics_see_a_trained_positive_control(tiny_world, tmp_path):
     trained = evaluate(model, test, test)
     shuffled = evaluate(_altered(model, "shuffled", 0), test, test)
     assert trained["interp"] > shuffled["interp"]
+
+
+def test_the_oracle_is_the_instruments_ceiling_at_a_map_size():
+    """Ideal filters (a part's own coverage as the map) still lose to bilinear upsampling: a part
+    that fills one cell of a 2×2 map on a 4×4 image comes back as a 3×3 region (the profile
+    [1, .75, .25, 0] along each axis is positive on 3 pixels), IoU 4/9; at full resolution, 1."""
+    from synclib.controls import oracle_metrics
+
+    masks = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
+    masks[0, 0, :2, :2] = True
+    assert oracle_metrics(masks, (2, 2), phi=0.2)["interp"] == 1.0   # 4/9 > 0.2: a hit
+    assert oracle_metrics(masks, (2, 2), phi=0.5)["interp"] == 0.0   # 4/9 < 0.5: none
+    assert oracle_metrics(masks, (4, 4), phi=0.5)["interp"] == 1.0   # the map is the mask: IoU 1

@@ -81,7 +81,8 @@ def summarize_variants(hits) -> dict[str, float]:
     - `interp_hit`, `diversity_hit`: no-hit cases skipped everywhere, as Stability and Purity
       skip a filter that never hits: Interp over the filters that hit at least once, Diversity
       over the images where some filter hits (the specification counts them as 0).
-    Beside them the specification's four (`summarize`)."""
+
+    Beside them, the specification's four (`summarize`)."""
     h = _as_hits(hits)
     row = summarize(h)
     e = torch.nan_to_num(normalized_entropy(h.double()), nan=0.0)  # (I, N): 0 where f hits nothing
