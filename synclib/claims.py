@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -385,14 +387,45 @@ READING_LABELS = {"printed": "Eq. 6 as printed", "mean": "mean over filters", "c
                   "tau1": "L_lac with no temperature"}
 
 
-def verdict_table(cl: pd.DataFrame):
-    """Results at a glance: one row per claim, its verdict under each reading, coloured
-    (holds green, contradicted red, inconclusive grey); no index column. A pandas Styler."""
+#: The artifact a claim's source names, as its page in the book (`executed/<page>.html`).
+ARTIFACT_PAGES = {"Table I": "table1", "Table II": "table2", "Table III": "table3", "Table IV": "table4",
+                  **{f"Fig. {i}": f"fig{i}" for i in range(4, 11)}}
+VERDICT_LEGEND = ("holds: the paper's sign, and the test rejects no difference (Holm-adjusted p < 0.05); "
+                  "contradicted: the test rejects, with the opposite sign; inconclusive: neither; "
+                  "not judged: this reading has no runs for it")
+
+
+def claim_artifact(source: str) -> str:
+    """The table or figure a claim's source names (`§IV-C, Table I` -> `Table I`), else "text"."""
+    m = re.search(r"(Table [IV]+|Fig\. \d+)", source)
+    return m.group(1) if m else "text"
+
+
+def verdict_table(cl: pd.DataFrame, link_base: str = ""):
+    """Results at a glance: one row per claim, grouped by the table or figure it rests on (a
+    link to that page, `link_base` + `<page>.html`), its verdict under each reading, coloured
+    (holds green, contradicted red, inconclusive grey), and the effect with its 95 % interval
+    under the first reading; a one-line legend as its caption; no index column. A pandas Styler."""
     wide = cl.pivot_table(index="claim", columns="reading", values="verdict", aggfunc="first", sort=False)
     wide = wide.reindex(columns=[r for r in READING_LABELS if r in wide.columns]).fillna("not judged")
+    first = cl.drop_duplicates("claim").set_index("claim")
+    lead = cl[cl.reading == wide.columns[0]].drop_duplicates("claim").set_index("claim") if len(wide.columns) else first
+    art = [claim_artifact(first.loc[c, "source"]) for c in wide.index]
+    order = {a: i for i, a in enumerate(ARTIFACT_PAGES)}
     wide.columns = [f"verdict ({READING_LABELS[r]})" for r in wide.columns]
+    verdict_cols = list(wide.columns)
     shown = wide.reset_index()
+    shown.insert(0, "rests on", [f'<a href="{link_base}{ARTIFACT_PAGES[a]}.html">{a}</a>' if a in ARTIFACT_PAGES
+                                 else f'<a href="{link_base}claims.html">text</a>' for a in art])
+    shown["effect [95 % interval]"] = [f"{lead.loc[c, 'effect']} {lead.loc[c, 'interval']}" if c in lead.index else ""
+                                       for c in wide.index]
+    shown["_order"] = [order.get(a, len(order)) for a in art]
+    shown = shown.sort_values("_order", kind="stable").drop(columns="_order")
     return (shown.style.hide(axis="index")
-            .map(lambda v: f"background-color: {VERDICT_COLOURS.get(v, '#ffffff')}", subset=list(wide.columns))
+            .map(lambda v: f"background-color: {VERDICT_COLOURS.get(v, '#ffffff')}", subset=verdict_cols)
+            .set_caption(VERDICT_LEGEND)
             .set_properties(**{"text-align": "left"})
-            .set_table_styles([{"selector": "", "props": "font-size: 0.9em;"}]))
+            .set_table_styles([{"selector": "", "props": "font-size: 0.8em;"},
+                               {"selector": "caption", "props": "caption-side: top; text-align: left; font-size: 0.95em;"},
+                               {"selector": "td, th", "props": "white-space: normal; padding: 2px 4px;"},
+                               {"selector": "td.col0", "props": "white-space: nowrap;"}]))

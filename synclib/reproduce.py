@@ -143,12 +143,16 @@ def _skipped_page(art: str, reason: str, out: Path) -> None:
                         kernel_manager_class=IPCKernelManager, shutdown_kernel=KERNEL_SHUTDOWN)
 
 
-def build_book(book: Path | None = None) -> bool:
+def build_book(book: Path | None = None, every_page: bool = False) -> bool:
+    """`jupyter-book build` with warnings as errors. `every_page`: rebuild every page, not only
+    the changed ones: a page that glues numbers from notebooks (the introduction, the summary)
+    does not change when they do, and Sphinx would keep its old numbers."""
     book = book or book_dir()
-    cmd = [sys.executable, "-m", "jupyter_book", "build", str(book), "-W", "-n", "--keep-going"]
+    flags = ["-W", "-n", "--keep-going"] + (["--all"] if every_page else [])
+    cmd = [sys.executable, "-m", "jupyter_book", "build", str(book), *flags]
     jb = Path(sys.executable).with_name("jupyter-book")
     if jb.exists():
-        cmd = [str(jb), "build", str(book), "-W", "-n", "--keep-going"]
+        cmd = [str(jb), "build", str(book), *flags]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         print(r.stdout[-4000:], r.stderr[-4000:], sep="\n")
@@ -182,6 +186,7 @@ def _pages(study: Study, artifacts: list[str], skipped: list[str], only: list[st
     prov = {"profile": name, "commit": commit(), "train_seconds": round(train_s, 1), "artifacts": {},
             "distributions": distributions()}
     failures = []
+    changed = False  # whether a page other than provenance was executed (the glued pages then change)
     done_path = executed / ".executed.json"
     done = read_json(done_path, what="the record of executed notebooks") if done_path.is_file() else {}
     # the reference pages need no run: `--only ... --no-book` skips them (the book needs them all)
@@ -202,6 +207,7 @@ def _pages(study: Study, artifacts: list[str], skipped: list[str], only: list[st
             tqdm.write(f"{art}: unchanged, not executed again (it took {prev['record']['wall_seconds']} s)")
             continue
         ok, secs, err = execute_notebook(art, executed / f"{art}.ipynb", params)
+        changed |= art != "provenance"
         record = {"title": title, "profile": name, "hashes": hashes, "commit": prov["commit"],
                   "wall_seconds": round(secs, 1), "ok": ok, "error": err}
         if art in ARTIFACTS:
@@ -216,11 +222,12 @@ def _pages(study: Study, artifacts: list[str], skipped: list[str], only: list[st
         need = "a mask-annotated training data set" if art not in ("fig6",) else "a landmark or mask data set"
         _skipped_page(art, f"it needs {need}, and none of this profile's is present.", executed / f"{art}.ipynb")
         done.pop(art, None)
+        changed = True
     atomic_write_text(done_path, json.dumps(done, indent=2))
     atomic_write_text(study.results_dir / "provenance.json", json.dumps(prov, indent=2))
     if book:
         print("[book] jupyter-book build book/")
-        if build_book():
+        if build_book(every_page=changed):
             print(f"book: {book_dir() / '_build' / 'html' / 'index.html'}")
         else:
             failures.append("jupyter-book build")
