@@ -24,9 +24,11 @@ __all__ = ["overlay", "upsample", "save_figure", "theme", "METHOD_COLOURS", "FUL
 FULL_WIDTH = 7.2  # inches: the book's text column at DPI
 DPI = 100
 
-METHOD_COLOURS = {"baseline": "#7f7f7f", "ours_nosync": "#1f77b4", "ours": "#d62728", "ours_mean": "#ff7f0e",
-                  "ours_cells": "#9467bd", "csgcnn": "#2ca02c", "decoup": "#8c564b", "cw": "#e377c2",
-                  "iccnn": "#17becf", "icnn": "#bcbd22", "ours_tau1": "#c49c94"}
+#: One colour per method in every figure: the Okabe-Ito palette (distinct under the common colour
+#: vision deficiencies), with Tol's wine and indigo for the two extra readings of ours.
+METHOD_COLOURS = {"baseline": "#999999", "ours_nosync": "#0072B2", "ours": "#D55E00", "ours_mean": "#E69F00",
+                  "ours_cells": "#882255", "ours_tau1": "#332288", "csgcnn": "#56B4E9", "decoup": "#000000",
+                  "cw": "#CC79A7", "iccnn": "#009E73", "icnn": "#F0E442"}
 
 
 def theme() -> None:
