@@ -4,15 +4,20 @@ configs/gpu.yaml (generating its PartWorld), trains the VGG16 and ResNet18 backb
 seed-0 fine-tune of each method named (default: ours), and writes their times and accuracies
 to DIR/<machine>-gpu-runs.json. `--jobs 1` trains them one after another in this process;
 `--jobs N` runs them as `synclib reproduce --jobs N` does (N processes at once, each
-fine-tune once its backbone is done) and records the wall time of the whole batch too."""
+fine-tune once its backbone is done) and records the wall time of the whole batch too, the
+date, and the PartWorld difficulty the runs trained on (the book marks figures whose data is
+not the profile's current one)."""
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import time
 from pathlib import Path
+
+import torch
 
 from synclib.executors import LocalExecutor
 from synclib.store import RunStore, train_job
@@ -63,12 +68,12 @@ def main(argv=None) -> int:
             print(r, flush=True)
     wall = time.perf_counter() - t1
     print(f"{len(rows)} runs in {wall:.0f} s of wall time, {args.jobs} at a time; failed: {failed or 'none'}", flush=True)
-    import torch
-
     name = args.name or (torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu-{os.cpu_count()}core")
     out = Path(args.out) / f"{name.replace(' ', '-').lower()}-gpu-runs.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"profile": args.profile, "generate_s": gen, "jobs": args.jobs, "wall_s": wall,
+    difficulty = study.datasets[ds].spec.get("generate", {}).get("difficulty") if ds else None
+    out.write_text(json.dumps({"profile": args.profile, "when": datetime.date.today().isoformat(),
+                               "difficulty": difficulty, "generate_s": gen, "jobs": args.jobs, "wall_s": wall,
                                "failed": failed, "runs": rows}, indent=2))
     print(f"wrote {out}")
     return 1 if failed else 0

@@ -1,4 +1,5 @@
-"""Module metrics, Taylor pruning and loss landscapes on hand-made inputs with known answers."""
+"""Module metrics, Taylor pruning, loss landscapes and border shares on hand-made inputs with known
+answers."""
 
 import math
 
@@ -7,7 +8,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from synclib.metrics.landscape import filter_normalized_direction, loss_landscape, orthogonal_directions
+from synclib.analysis.maps import border_share
+from synclib.metrics.landscape import filter_normalized_direction, loss_landscape, orthogonal_directions, roughness
 from synclib.metrics.modules import filter_similarity, module_consistency, module_labels, module_part_alignment, part_labels
 from synclib.metrics.pruning import taylor_pruning_curve, taylor_scores
 from synclib.models import build_model
@@ -136,7 +138,6 @@ def test_pruning_auc_is_relative_to_the_start():
 
 
 def test_roughness_is_zero_on_a_plane_and_scale_free():
-    from synclib.metrics.landscape import roughness
 
     i, j = torch.meshgrid(torch.arange(5.0, dtype=torch.float64), torch.arange(5.0, dtype=torch.float64), indexing="ij")
     assert roughness(1 + 0.3 * i + 0.2 * j) == pytest.approx(0.0, abs=1e-12)
@@ -192,3 +193,16 @@ def test_a_method_the_study_does_not_run_shows_the_papers_values_in_the_papers_p
     shown = side_by_side(out, ["accuracy"], percent=True).data
     assert list(shown.iloc[2]) == ["partworld, VGG16-BN ⅛", "Decoup", "–", "91.43", "–"]  # the width named
     assert ("Accuracy ↑ (%)", "paper (VOC Part)") in shown.columns  # the paper's data set named
+
+
+def test_border_share_counts_focus_points_and_peaks_at_the_maps_edge():
+    """A 4x4 map, cells 1/4 wide: a peak at (0, 0) has its focus at (1/8, 1/8), within one cell
+    of the border; a peak at (1, 1) has it at (3/8, 3/8), not; a peak at (2, 3) has it at
+    (5/8, 7/8), 1/8 from the right edge. Peaks in the outer ring: (0, 0) and (2, 3). The ring
+    holds 12 of the 16 cells."""
+    a = torch.zeros(1, 3, 4, 4)
+    a[0, 0, 0, 0] = a[0, 1, 1, 1] = a[0, 2, 2, 3] = 100.0
+    s = border_share(a)
+    assert s["focus"] == pytest.approx(2 / 3)
+    assert s["peak"] == pytest.approx(2 / 3)
+    assert s["ring"] == pytest.approx(12 / 16)

@@ -2,7 +2,7 @@
 artifact of the paper, each with its own cache:
 
     runs.py         a run loaded with its probe; the cache every analysis uses
-    maps.py         Figures 4-5: filters' maps, mean maps
+    maps.py         Figures 4-5: filters' maps, mean maps, where filters fire near the border
     curves.py       Figure 6: metric-pair curves on landmarks, read at equal Interp
     sensitivity.py  Figures 7-8: the hyperparameter sweep
     pruning.py      Figure 9: Taylor pruning curves
@@ -19,13 +19,13 @@ arguments, the evaluated split's fingerprint and the source of its room, so the 
 
 from .curves import at_equal_interp, landmark_curves
 from .landscape import landscape, landscape_table, landscapes
-from .maps import filter_examples, mean_maps
+from .maps import border_focus, border_share, filter_examples, mean_maps
 from .modules import module_row, module_tables
 from .pruning import pruning_curve, pruning_curves
 from .runs import LoadedRun, load
 from .sensitivity import sensitivity_maps, sensitivity_table
 from .variants import metric_variants, variants_table
 
-__all__ = ["LoadedRun", "load", "filter_examples", "mean_maps", "landmark_curves", "at_equal_interp",
+__all__ = ["LoadedRun", "load", "filter_examples", "mean_maps", "border_share", "border_focus", "landmark_curves", "at_equal_interp",
            "sensitivity_table", "sensitivity_maps", "pruning_curve", "pruning_curves", "landscape", "landscapes",
            "landscape_table", "module_row", "module_tables", "metric_variants", "variants_table"]
