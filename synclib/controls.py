@@ -19,6 +19,12 @@ is what a layer without structure scores and 1 what a layer taught the parts sco
 Stability, where lower is better, the same formula holds). `separated` says whether the
 positive control beats both negatives on every metric: if it does not, the metrics or the
 evaluation have a defect.
+
+`instrument_limits` says where such a defect can come from on a data set: a region that covers a
+fraction `top` of an image reaches an IoU of at most a / top with a part covering a fraction a of
+it, so with φ = 0.2 and `top` = 0.3 a filter whose region is its usual size can hit a part only
+if the part covers more than φ · top = 6 % of the image. It gives the parts' sizes and the
+ceiling at other `top` fractions.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ from .metrics import filter_thresholds, mask_hits, summarize
 from .study import Run, Study
 from .tables import HIGHER_IS_BETTER, METRICS, eval_sets, table1
 
-__all__ = ["CONTROL", "NEGATIVES", "control_run", "controls", "control_positions", "oracle_metrics"]
+__all__ = ["CONTROL", "NEGATIVES", "control_run", "controls", "control_positions", "oracle_metrics", "part_sizes",
+           "instrument_limits"]
 
 ROOM = "controls.py"
 CONTROL = "parts_control"
@@ -89,6 +96,34 @@ def oracle_metrics(masks: torch.Tensor, size: tuple[int, int], top: float = 0.3,
     hits = torch.cat([mask_hits(a[s:s + batch_size], masks[s:s + batch_size], t, phi)
                       for s in range(0, len(a), batch_size)])
     return summarize(hits)
+
+
+def part_sizes(masks: torch.Tensor) -> torch.Tensor:
+    """The share of its image each present part covers: masks (I, K, S, S) bool -> (n,) over
+    the (image, part) pairs whose mask is not empty."""
+    share = masks.flatten(2).float().mean(-1)  # (I, K)
+    return share[masks.flatten(2).any(-1)]
+
+
+def instrument_limits(study: Study, arch: str, tops: tuple[float, ...] = (0.1,), seed: int = 0) -> dict:
+    """Where the instrument can see parts at all, on the split Table I reads: the parts' sizes
+    (mean, median, and the share of parts larger than φ · top, the smallest a region of `top`
+    of the image can hit), and the ceiling (`oracle_metrics` at the networks' map size) at the
+    profile's `top` and at each of `tops`. Cached with the positive control's run."""
+    run = control_run(study, arch, seed)
+
+    def compute():
+        p = load(study, run)
+        _, _, eval_set, top, phi = eval_sets(study, run)
+        masks = torch.stack([eval_set[i]["masks"] for i in range(len(eval_set))])
+        sizes = part_sizes(masks)
+        size = tuple(p.probe.a.shape[-2:])
+        return {"top": top, "phi": phi, "bound": top * phi, "map": "×".join(map(str, size)),
+                "part_mean": float(sizes.mean()), "part_median": float(sizes.median()),
+                "part_above_bound": float((sizes > top * phi).float().mean()),
+                "ceiling": {str(t): oracle_metrics(masks, size, t, phi) for t in dict.fromkeys((top, *tops))}}
+
+    return cached(study, run, "limits", {"tops": list(tops)}, compute, ROOM)
 
 
 def _oracle(study: Study, run: Run, scale: int) -> dict:

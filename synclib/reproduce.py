@@ -129,11 +129,14 @@ def _execution_key(art: str, study: Study, hashes: list[str]) -> str:
 
 
 def _skipped_page(art: str, reason: str, out: Path) -> None:
-    """The page of an artifact the study cannot build: its title, why, and "n/a" for every
-    number the summary page glues from it (so the book still builds with warnings as errors)."""
-    keys = sorted(set(re.findall(rf"`executed/{art}\.ipynb::(\w+)", (book_dir() / "summary.md").read_text())))
+    """The page of an artifact this build does not make: its title, why, and "n/a" for every
+    number the introduction and the summary glue from it (so the book still builds with warnings
+    as errors)."""
+    text = "".join((book_dir() / page).read_text() for page in ("intro.md", "summary.md"))
+    keys = sorted(set(re.findall(rf"`executed/{art}\.ipynb::(\w+)", text))  # {glue:text}`doc::key`
+                  | set(re.findall(rf"{{glue(?::\w+)?}} (\w+)\n:doc: executed/{art}\.ipynb", text)))  # a directive
     nb = nbformat.v4.new_notebook()
-    nb.cells.append(nbformat.v4.new_markdown_cell(f"# {ARTIFACTS[art].title}\n\nNot built on this profile: {reason}"))
+    nb.cells.append(nbformat.v4.new_markdown_cell(f"# {ARTIFACTS[art].title}\n\n{reason}"))
     if keys:
         code = "from myst_nb import glue\n\n" + "".join(f'glue("{k}", "n/a", display=False)\n' for k in keys)
         nb.cells.append(nbformat.v4.new_code_cell(code, metadata={"tags": ["remove-cell"]}))
@@ -218,11 +221,24 @@ def _pages(study: Study, artifacts: list[str], skipped: list[str], only: list[st
             tqdm.write(f"{art}: FAILED in {secs:.1f} s -- {err}")
             failures.append(art)
     bar.close()
-    for art in skipped:
+    for art in skipped:  # the data set it needs is missing
         need = "a mask-annotated training data set" if art not in ("fig6",) else "a landmark or mask data set"
-        _skipped_page(art, f"it needs {need}, and none of this profile's is present.", executed / f"{art}.ipynb")
+        _skipped_page(art, f"Not built on this profile: it needs {need}, and none of this profile's is present.",
+                      executed / f"{art}.ipynb")
         done.pop(art, None)
         changed = True
+    # a page this build does not make (`--only`, or left out of the profile's `artifacts:`) keeps
+    # what an earlier build of this profile executed; another profile's page, or none, is replaced
+    for art in [a for a in ARTIFACTS if a not in artifacts and a not in skipped]:
+        record = done.get(art, {}).get("record", {})
+        if record.get("profile") != name or not record.get("ok") or not (executed / f"{art}.ipynb").is_file():
+            why = (f"this build made only {', '.join(artifacts)}; `synclib reproduce --profile {name}` builds every page"
+                   if only else "the profile's `artifacts:` list leaves it out")
+            _skipped_page(art, f"Not built for the {name} profile: {why}.", executed / f"{art}.ipynb")
+            done.pop(art, None)
+            changed = True
+        elif art in ARTIFACTS:
+            prov["artifacts"][art] = record
     atomic_write_text(done_path, json.dumps(done, indent=2))
     atomic_write_text(study.results_dir / "provenance.json", json.dumps(prov, indent=2))
     if book:
@@ -259,7 +275,7 @@ def reproduce(profile: str = "quick", only: list[str] | None = None, jobs: int =
               "(see the book's 'Getting the data' page); artifacts that need it are built without it")
     wanted = list(only or study.profile.get("artifacts", list(ARTIFACTS)))
     artifacts = [a for a in wanted if a in study.artifacts]
-    skipped = [a for a in ARTIFACTS if a not in artifacts]
+    skipped = [a for a in ARTIFACTS if a not in study.artifacts]  # stub pages: their data sets are missing
     for art in wanted:
         if art not in artifacts:
             print(f"[skip] {art}: the data sets it needs are missing")

@@ -89,3 +89,23 @@ def test_the_oracle_is_the_instruments_ceiling_at_a_map_size():
     assert oracle_metrics(masks, (2, 2), phi=0.2)["interp"] == 1.0   # 4/9 > 0.2: a hit
     assert oracle_metrics(masks, (2, 2), phi=0.5)["interp"] == 0.0   # 4/9 < 0.5: none
     assert oracle_metrics(masks, (4, 4), phi=0.5)["interp"] == 1.0   # the map is the mask: IoU 1
+
+
+def test_a_region_of_top_30_percent_cannot_hit_a_part_smaller_than_phi_times_top():
+    """A map at the image's size (no upsampling), values 0..99 on a 10×10 image: the top 30 %
+    are the last three rows (30 pixels). A part of 5 pixels inside them has IoU 5/30 < φ = 0.2:
+    no hit, although the filter fires on it; a part of 8 pixels has 8/30 > 0.2: a hit. The bound
+    φ · top = 6 % of the image is what `instrument_limits` compares the parts' sizes with."""
+    from synclib.controls import part_sizes
+    from synclib.metrics import filter_thresholds, mask_hits
+    from synclib.metrics.hits import regions
+
+    a = torch.arange(100.0).view(1, 1, 10, 10)
+    t = filter_thresholds(a, 0.3)
+    assert int(regions(a, t, 10).sum()) == 30
+    masks = torch.zeros(1, 2, 10, 10, dtype=torch.bool)
+    masks[0, 0, 9, :5] = True   # 5 % of the image
+    masks[0, 1, 9, :8] = True   # 8 % of the image
+    hits = mask_hits(a.expand(1, 2, 10, 10).contiguous(), masks, t.expand(2).contiguous(), 0.2)
+    assert hits[0, 0, 0].item() is False and hits[0, 1, 1].item() is True
+    assert part_sizes(masks).tolist() == pytest.approx([0.05, 0.08])

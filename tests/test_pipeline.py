@@ -167,6 +167,11 @@ def test_smoke_reproduce_reads_once_builds_the_book_then_trains_nothing(home, tm
     assert "table1: unchanged, not executed again" in out  # nothing it depends on changed
     assert "claims: unchanged, not executed again" in out
     assert [k for k, _ in (line.split("\t") for line in log.read_text().splitlines())].count("manifest") == 1
+    # a page's "Reproduce this page" command (`--only`) keeps every other page of the book as it was
+    kept = {a: (home / f"book/executed/{a}.ipynb").read_bytes() for a in ("fig4", "claims")}
+    assert reproduce("smoke", only=["table2"]) == 0
+    assert {a: (home / f"book/executed/{a}.ipynb").read_bytes() for a in kept} == kept
+    assert "Not built" not in (html / "executed/claims.html").read_text()
 
     # the ecosystem's own commands give the same book: a papermill loop, then jupyter-book build book/
     before = _page_texts(html)
