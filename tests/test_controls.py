@@ -7,10 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
-from synclib.controls import _altered, control_positions
+from synclib.controls import _altered, control_positions, part_sizes
 from synclib.data import PartDataset
 from synclib.evaluate import evaluate
 from synclib.methods.control import mask_loss, part_targets
+from synclib.metrics import filter_thresholds, mask_hits
+from synclib.metrics.hits import regions
 from synclib.models import build_model
 from synclib.train import TrainConfig, fit, load_run
 
@@ -96,10 +98,6 @@ def test_a_region_of_top_30_percent_cannot_hit_a_part_smaller_than_phi_times_top
     are the last three rows (30 pixels). A part of 5 pixels inside them has IoU 5/30 < φ = 0.2:
     no hit, although the filter fires on it; a part of 8 pixels has 8/30 > 0.2: a hit. The bound
     φ · top = 6 % of the image is what `instrument_limits` compares the parts' sizes with."""
-    from synclib.controls import part_sizes
-    from synclib.metrics import filter_thresholds, mask_hits
-    from synclib.metrics.hits import regions
-
     a = torch.arange(100.0).view(1, 1, 10, 10)
     t = filter_thresholds(a, 0.3)
     assert int(regions(a, t, 10).sum()) == 30
