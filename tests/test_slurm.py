@@ -171,9 +171,11 @@ def test_a_failing_job_is_reported_with_its_log(slurm_cluster, tmp_path, monkeyp
     from synclib.study import Study
 
     home = _home(tmp_path / "home")
-    monkeypatch.setenv("SYNCLIB_HOME", str(home))
     for k, v in slurm_cluster.items():
         monkeypatch.setenv(k, v)
+    monkeypatch.setenv("SYNCLIB_HOME", str(home))
+    # a cache of its own: training reads the split's decoded copy, which another test may have made
+    monkeypatch.setenv("SYNCLIB_CACHE", str(tmp_path / "cache"))
     study = Study.plan("smoke")
     run = study.find("partworld", "resnet18", "baseline", backbone=True)
     store = RunStore()
