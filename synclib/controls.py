@@ -39,9 +39,9 @@ from .evaluate import evaluate
 from .methods.control import part_targets
 from .metrics import filter_thresholds, mask_hits, summarize
 from .study import Run, Study
-from .tables import HIGHER_IS_BETTER, METRICS, eval_sets, table1
+from .tables import HIGHER_IS_BETTER, METRICS, SMALL_TOP, aggregate, eval_sets, run_rows, table1
 
-__all__ = ["CONTROL", "NEGATIVES", "control_run", "controls", "control_positions", "oracle_metrics", "part_sizes",
+__all__ = ["CONTROL", "NEGATIVES", "SMALL_TOP", "control_run", "controls", "control_positions", "oracle_metrics", "part_sizes",
            "instrument_limits"]
 
 ROOM = "controls.py"
@@ -77,14 +77,15 @@ def _altered(model: torch.nn.Module, how: str, seed: int) -> torch.nn.Module:
     return model
 
 
-def _measure(study: Study, run: Run, how: str) -> dict:
-    """Table I's four metrics and the accuracy of the control network `how`; cached per run."""
+def _measure(study: Study, run: Run, how: str, top: float | None = None) -> dict:
+    """Table I's four metrics and the accuracy of the control network `how` (with the profile's
+    `top`, or this one); cached per run."""
     def compute():
         p = load(study, run)
-        _, test_set, eval_set, top, phi = eval_sets(study, run)
-        return evaluate(_altered(p.model, how, run.seed), test_set, eval_set, top, phi)
+        _, test_set, eval_set, run_top, phi = eval_sets(study, run)
+        return evaluate(_altered(p.model, how, run.seed), test_set, eval_set, run_top if top is None else top, phi)
 
-    return cached(study, run, "control", {"how": how}, compute, ROOM)
+    return cached(study, run, "control", {"how": how} if top is None else {"how": how, "top": top}, compute, ROOM)
 
 
 def oracle_metrics(masks: torch.Tensor, size: tuple[int, int], top: float = 0.3, phi: float = 0.2,
@@ -105,7 +106,7 @@ def part_sizes(masks: torch.Tensor) -> torch.Tensor:
     return share[masks.flatten(2).any(-1)]
 
 
-def instrument_limits(study: Study, arch: str, tops: tuple[float, ...] = (0.1,), seed: int = 0) -> dict:
+def instrument_limits(study: Study, arch: str, tops: tuple[float, ...] = (SMALL_TOP,), seed: int = 0) -> dict:
     """Where the instrument can see parts at all, on the split Table I reads: the parts' sizes
     (mean, median, and the share of parts larger than φ · top, the smallest a region of `top`
     of the image can hit), and the ceiling (`oracle_metrics` at the networks' map size) at the
@@ -126,28 +127,41 @@ def instrument_limits(study: Study, arch: str, tops: tuple[float, ...] = (0.1,),
     return cached(study, run, "limits", {"tops": list(tops)}, compute, ROOM)
 
 
-def _oracle(study: Study, run: Run, scale: int) -> dict:
-    """`oracle_metrics` at `scale` times the run's map size, on the split Table I reads; cached."""
+def _oracle(study: Study, run: Run, scale: int, top: float | None = None) -> dict:
+    """`oracle_metrics` at `scale` times the run's map size, on the split Table I reads (with the
+    profile's `top`, or this one); cached."""
     def compute():
         p = load(study, run)
-        _, _, eval_set, top, phi = eval_sets(study, run)
+        _, _, eval_set, run_top, phi = eval_sets(study, run)
         masks = torch.stack([eval_set[i]["masks"] for i in range(len(eval_set))])
         h, w = p.probe.a.shape[-2:]
-        return {**oracle_metrics(masks, (h * scale, w * scale), top, phi), "map": f"{h * scale}×{w * scale}"}
+        return {**oracle_metrics(masks, (h * scale, w * scale), run_top if top is None else top, phi),
+                "map": f"{h * scale}×{w * scale}"}
 
-    return cached(study, run, "oracle", {"scale": scale}, compute, ROOM)
+    return cached(study, run, "oracle", {"scale": scale} if top is None else {"scale": scale, "top": top},
+                  compute, ROOM)
 
 
-def controls(study: Study, arch: str, seed: int = 0) -> pd.DataFrame:
+def controls(study: Study, arch: str, seed: int = 0, top: float | None = None) -> pd.DataFrame:
     """The ceiling (the oracle at the networks' map size and at twice it), the three controls and
     the paper's methods (Table I's means over seeds) on the main data set: one row each, with
-    accuracy and the four metrics; `kind` is ceiling, control or method."""
+    accuracy and the four metrics; `kind` is ceiling, control or method. Every network is
+    measured with the profile's `top` (Table I's instrument) or, given, this one (the same
+    networks under a region a small part can fill)."""
     run = control_run(study, arch, seed)
-    rows = [{"kind": "ceiling", "method": f"oracle ×{scale}", "n_seeds": 1, **_oracle(study, run, scale)}
+    rows = [{"kind": "ceiling", "method": f"oracle ×{scale}", "n_seeds": 1, **_oracle(study, run, scale, top)}
             for scale in (1, 2)]
-    rows += [{"kind": "control", "method": name, "n_seeds": 1, **_measure(study, run, how)}
+    rows += [{"kind": "control", "method": name, "n_seeds": 1, **_measure(study, run, how, top)}
              for how, name in (("trained", "positive"), ("shuffled", "shuffled"), ("init", "init"))]
-    t1 = table1(study)
+    if top is None:
+        t1 = table1(study)
+    else:  # Table I's runs measured again with this `top` (each evaluation cached in its run)
+        df = run_rows(study, "table1", train_missing=False, top=top)
+        if "interp" in df.columns:
+            df = df[df["eval_dataset"].notna() & df["interp"].notna()]
+            t1 = aggregate(df, METRICS, ["eval_dataset", "arch", "method"]).rename(columns={"eval_dataset": "dataset"})
+        else:
+            t1 = pd.DataFrame(columns=["dataset", "arch", "method", *METRICS, "n_seeds"])
     t1 = t1[(t1["dataset"] == study.main_dataset) & (t1["arch"] == arch)]
     for _, r in t1.iterrows():
         rows.append({"kind": "method", "method": r["method"], "n_seeds": int(r["n_seeds"]),

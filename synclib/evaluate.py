@@ -22,7 +22,7 @@ from .probe import activations, mask_hits_for
 from .provenance import source_hash
 from .train import load_run
 
-__all__ = ["evaluate", "evaluate_run", "torchvision_model", "imagenet_normalize", "EVAL_SOURCES"]
+__all__ = ["evaluate", "evaluate_tops", "evaluate_run", "torchvision_model", "imagenet_normalize", "EVAL_SOURCES"]
 
 EVAL_SOURCES = ("probe.py", "evaluate.py", "metrics/hits.py", "metrics/interpretability.py", "data/dataset.py")
 
@@ -31,13 +31,20 @@ def evaluate(model, test_set: PartDataset, eval_set: PartDataset | None = None, 
              phi: float = 0.2, device=None, progress: bool = False) -> dict:
     """{"accuracy"} on `test_set`, plus Interp, Stability, Purity and Diversity (mask protocol)
     on `eval_set` when it has part masks (`eval_set` may be `test_set` itself)."""
+    return evaluate_tops(model, test_set, eval_set, (top,), phi, device=device, progress=progress)[top]
+
+
+def evaluate_tops(model, test_set: PartDataset, eval_set: PartDataset | None = None, tops: tuple[float, ...] = (0.3,),
+                  phi: float = 0.2, device=None, progress: bool = False) -> dict[float, dict]:
+    """`evaluate` with each of `tops`, the network run over the images once: {top: row}."""
     p = activations(model, test_set, device=device, progress=progress)
-    row = {"accuracy": p.accuracy}
+    rows = {t: {"accuracy": p.accuracy} for t in tops}
     if eval_set is not None and eval_set.has_masks:
         if eval_set is not test_set:
             p = activations(model, eval_set, device=device, progress=progress)
-        row.update(summarize(mask_hits_for(p, eval_set, top, phi)))
-    return row
+        for t in tops:
+            rows[t].update(summarize(mask_hits_for(p, eval_set, t, phi)))
+    return rows
 
 
 def _fingerprint(ds: PartDataset) -> str | None:
@@ -46,20 +53,33 @@ def _fingerprint(ds: PartDataset) -> str | None:
 
 def evaluate_run(run_dir: str | Path, test_set: PartDataset, eval_set: PartDataset | None = None,
                  top: float = 0.3, phi: float = 0.2, device=None, progress: bool = False,
-                 cache: bool = True) -> dict:
-    """`evaluate` for a finished run folder, cached as `eval-<key>.json` in it."""
+                 cache: bool = True, also_tops: tuple[float, ...] = ()) -> dict:
+    """`evaluate` for a finished run folder, cached as `eval-<key>.json` in it. With `also_tops`,
+    the rows for those tops are computed in the same pass over the images and cached beside it
+    (a later `evaluate_run` with one of them as `top` reads its file)."""
 
     run_dir = Path(run_dir)
+    tops = tuple(dict.fromkeys((top, *also_tops)))
+    paths = {t: _eval_path(run_dir, test_set, eval_set, t, phi) for t in tops}
+    if cache:
+        rows = {t: read_json(path, keys=("row",), what="a cached evaluation")["row"]
+                for t, (path, _) in paths.items() if path.is_file()}
+        if top in rows and len(rows) == len(tops):
+            return rows[top]
+    model, _, _ = load_run(run_dir, device)
+    rows = evaluate_tops(model, test_set, eval_set, tops, phi, device=device, progress=progress)
+    if cache:
+        for t, (path, key) in paths.items():
+            atomic_write_text(path, json.dumps({"key": key, "row": rows[t]}, indent=2))
+    return rows[top]
+
+
+def _eval_path(run_dir: Path, test_set: PartDataset, eval_set: PartDataset | None, top: float,
+               phi: float) -> tuple[Path, dict]:
+    """Where `evaluate_run` caches one evaluation, and its key."""
     key = {"test": _fingerprint(test_set), "eval": eval_set is not None and _fingerprint(eval_set),
            "top": top, "phi": phi, "source": source_hash(*EVAL_SOURCES)}
-    path = run_dir / f"eval-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]}.json"
-    if cache and path.is_file():
-        return read_json(path, keys=("row",), what="a cached evaluation")["row"]
-    model, _, _ = load_run(run_dir, device)
-    row = evaluate(model, test_set, eval_set, top, phi, device=device, progress=progress)
-    if cache:
-        atomic_write_text(path, json.dumps({"key": key, "row": row}, indent=2))
-    return row
+    return run_dir / f"eval-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]}.json", key
 
 
 def imagenet_normalize(x):

@@ -16,12 +16,12 @@ import pandas as pd
 from .analysis import module_tables
 from .data import PartDataset
 from .evaluate import evaluate_run
-from .files import atomic_write_text
+from .files import atomic_write_text, read_json
 from .paper_values import DATASET_LABELS, METHOD_LABELS, TABLE1, TABLE2, TABLE3, TABLE4
 from .store import RunStore
 from .study import Run, Study
 
-__all__ = ["table1", "table2", "table3", "table4", "run_rows", "with_paper", "aggregate", "gain",
+__all__ = ["table1", "table2", "table3", "table4", "run_rows", "SMALL_TOP", "train_times", "with_paper", "aggregate", "gain",
            "write_csv", "side_by_side", "METRICS", "STD_DDOF", "HIGHER_IS_BETTER"]
 
 METRICS = ["interp", "stability", "purity", "diversity"]
@@ -89,11 +89,19 @@ def side_by_side(df: pd.DataFrame, metrics: list[str], percent: bool = False, st
                                {"selector": "td.col0, td.col1", "props": "white-space: normal; min-width: 6em;"}]))
 
 
+#: A region a small part can fill: Table I's runs are also measured with it, in the same pass over
+#: the images, for the Controls page (`synclib.controls`), which asks whether the instrument can
+#: see a data set's parts at all. No claim is judged with it.
+SMALL_TOP = 0.1
+
+
 def run_rows(study: Study, artifact: str = "table1", train_missing: bool = True,
-             rows: list[str] | None = None, datasets: list[str] | None = None) -> pd.DataFrame:
+             rows: list[str] | None = None, datasets: list[str] | None = None,
+             top: float | None = None) -> pd.DataFrame:
     """One row per run of Tables I-II (those `artifact` needs; or, given `rows`, those rows on
     `datasets` (default: every training data set), both families, every seed): dataset,
-    eval_dataset, arch, method (the row), seed, hash, accuracy and (mask protocol) the four metrics."""
+    eval_dataset, arch, method (the row), seed, hash, accuracy and (mask protocol) the four metrics,
+    measured with the evaluation data set's `top` or, given, this one."""
     store = RunStore()
     if rows is None:
         runs = study.runs_for(artifact)
@@ -108,9 +116,11 @@ def run_rows(study: Study, artifact: str = "table1", train_missing: bool = True,
             if not train_missing:
                 continue
             store.ensure(study, run)
-        ev_name, test_set, eval_set, top, phi = eval_sets(study, run)
+        ev_name, test_set, eval_set, run_top, phi = eval_sets(study, run)
+        also = (SMALL_TOP,) if eval_set is not None and eval_set.has_masks else ()
         with store.naming(run):
-            row = evaluate_run(store.path(run.hash), test_set, eval_set, top, phi)
+            row = evaluate_run(store.path(run.hash), test_set, eval_set, run_top if top is None else top, phi,
+                               also_tops=also)
         out.append({"dataset": run.dataset, "eval_dataset": ev_name, "arch": run.family, "method": run.row,
                     "seed": run.seed, "hash": run.hash, **row})
     return pd.DataFrame(out)
@@ -155,6 +165,28 @@ def table2(study: Study) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame(columns=["dataset", "arch", "method", "accuracy", "n_seeds", "hashes"])
     return aggregate(df, ["accuracy"], ["dataset", "arch", "method"])
+
+
+def train_times(study: Study, artifact: str = "table2") -> pd.DataFrame:
+    """What each run of `artifact` cost to train, read from the provenance its run wrote (runs not
+    yet in the store are left out): per data set × arch × method (the backbones as "backbone"),
+    the mean wall time in seconds, `seconds_std`, `n_seeds`, and the epochs and processes."""
+    store = RunStore()
+    rows = []
+    for run in study.runs_for(artifact):
+        if not store.is_done(run.hash):
+            continue
+        prov = read_json(store.path(run.hash) / "provenance.json", keys=("seconds",), what="a run's provenance")
+        rows.append({"dataset": run.dataset, "arch": run.family, "method": "backbone" if run.backbone else run.row,
+                     "seconds": float(prov["seconds"]), "epochs": int(run.train["epochs"]),
+                     "processes": int(prov.get("processes", 1))})
+    if not rows:
+        return pd.DataFrame(columns=["dataset", "arch", "method", "seconds", "seconds_std", "n_seeds", "epochs",
+                                     "processes"])
+    df = pd.DataFrame(rows)
+    out = aggregate(df, ["seconds"], ["dataset", "arch", "method"])
+    extra = df.groupby(["dataset", "arch", "method"], sort=False)[["epochs", "processes"]].max().reset_index()
+    return out.merge(extra, on=["dataset", "arch", "method"])
 
 
 def _module_frame(study: Study) -> pd.DataFrame:

@@ -115,6 +115,30 @@ def test_cli_train_then_evaluate_prints_the_table_rows(tiny_world, tmp_path, cap
     assert out[-1].startswith("Table II accuracy ")
 
 
+def test_a_second_top_is_measured_in_the_same_pass_and_read_from_its_own_file(tiny_world, tmp_path, monkeypatch):
+    """evaluate_run(top=0.3, also_tops=(0.1,)) writes one cached row per top; the row for 0.1 is
+    then read without loading the network, and equals evaluate() run with top 0.1 alone."""
+    from synclib import evaluate as ev
+    from synclib.data import PartDataset
+    from synclib.train import TrainConfig, fit, load_run
+
+    fit(TrainConfig(method="baseline", arch="resnet18", width=0.125, epochs=1, batch_size=16),
+        tiny_world, tmp_path / "run", progress=False)
+    test = PartDataset(tiny_world, "test")
+    row3 = ev.evaluate_run(tmp_path / "run", test, test, top=0.3, also_tops=(0.1,))
+    assert len(list((tmp_path / "run").glob("eval-*.json"))) == 2
+    model, _, _ = load_run(tmp_path / "run")
+    alone = ev.evaluate(model, test, test, top=0.1)
+
+    def no_load(*a, **k):
+        raise AssertionError("the network was loaded although its row was cached")
+
+    monkeypatch.setattr(ev, "load_run", no_load)
+    row1 = ev.evaluate_run(tmp_path / "run", test, test, top=0.1)
+    assert row1 == pytest.approx(alone) and row1["accuracy"] == row3["accuracy"]
+    assert row1 != row3  # a smaller region: other hits
+
+
 @pytest.mark.parametrize("epochs", [4, 5, 6, 7, 10, 20, 100])
 def test_three_distinct_decays_for_any_epoch_count_from_4(epochs):
     from synclib.train import lr_milestones
