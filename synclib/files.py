@@ -96,15 +96,21 @@ class Busy(RuntimeError):
         self.path, self.holder = path, holder
 
 
-def lock_holder(path: str | Path) -> str:
-    """Who holds the lock file `path`, in words ("pid 123, since 09:14"), as its holder wrote it."""
-    try:
-        info = json.loads(Path(path).read_text() or "{}")
-    except (OSError, ValueError):
-        info = {}
-    if not isinstance(info, dict) or "pid" not in info:
-        return "another process"
-    return f"pid {info['pid']}, since {time.strftime('%H:%M', time.localtime(info.get('since', 0)))}"
+def lock_holder(path: str | Path, patience: float = 2.0) -> str:
+    """Who holds the lock file `path`, in words ("pid 123, since 09:14"), as its holder wrote it.
+    A holder that has just taken the lock may not have written its note yet: read again for up
+    to `patience` seconds before answering "another process"."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            info = json.loads(Path(path).read_text() or "{}")
+        except (OSError, ValueError):
+            info = {}
+        if isinstance(info, dict) and "pid" in info:
+            return f"pid {info['pid']}, since {time.strftime('%H:%M', time.localtime(info.get('since', 0)))}"
+        if time.monotonic() >= deadline:
+            return "another process"
+        time.sleep(0.05)
 
 
 @contextmanager

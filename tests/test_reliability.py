@@ -395,3 +395,22 @@ def test_a_profile_whose_world_changed_says_how_to_render_it(home):
                                          r"than the profile's generate: settings \(seed 0 there, 1 asked\). Delete"):
         Study.plan("smoke")
 
+
+
+def test_a_waiter_names_the_holder_that_has_not_written_its_note_yet(tmp_path):
+    """The holder truncates the lock file, then writes its pid: a waiter reading in between
+    waits for the note instead of saying "another process"."""
+    lock = tmp_path / ".build.lock"
+    lock.write_text("")
+
+    def late_note():
+        lock.write_text(json.dumps({"pid": 4242, "since": 0}))
+
+    timer = threading.Timer(0.3, late_note)
+    timer.start()
+    try:
+        assert files.lock_holder(lock).startswith("pid 4242, since ")
+    finally:
+        timer.join()
+    lock.write_text("")
+    assert files.lock_holder(lock, patience=0.1) == "another process"  # nobody ever writes one
