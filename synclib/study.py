@@ -38,8 +38,8 @@ from .train import TrainConfig
 __all__ = ["Study", "Run", "DataSet", "ARTIFACTS", "Artifact", "run_hash", "READINGS", "row_of", "reading_row",
            "load_profile", "registries"]
 
-# Readings of the paper that SPEC had to choose between, as the method parameters that make
-# each one. "printed" is SPEC's (and every method's default); a method takes a reading when
+# Readings of the paper that the specification had to choose between, as the method parameters that make
+# each one. "printed" is the specification's (and every method's default); a method takes a reading when
 # it has all of its parameters (today: `ours`). Its row in a table is `<method>_<reading>`.
 READINGS: dict[str, tuple[tuple[str, object], ...]] = {
     "printed": (),                       # L_sync summed over filters (Eq. 6), distances normalized
