@@ -16,7 +16,7 @@ import torch
 import torchvision
 
 from .data import PartDataset
-from .files import atomic_write_text, load_torch, read_json
+from .files import atomic_write_text, file_lock, load_torch, read_json
 from .metrics.interpretability import summarize
 from .probe import activations, mask_hits_for
 from .provenance import source_hash
@@ -61,14 +61,24 @@ def evaluate_run(run_dir: str | Path, test_set: PartDataset, eval_set: PartDatas
     run_dir = Path(run_dir)
     tops = tuple(dict.fromkeys((top, *also_tops)))
     paths = {t: _eval_path(run_dir, test_set, eval_set, t, phi) for t in tops}
-    if cache:
+    if not cache:
+        model, _, _ = load_run(run_dir, device)
+        return evaluate_tops(model, test_set, eval_set, tops, phi, device=device, progress=progress)[top]
+
+    def read() -> dict | None:
         rows = {t: read_json(path, keys=("row",), what="a cached evaluation")["row"]
                 for t, (path, _) in paths.items() if path.is_file()}
-        if top in rows and len(rows) == len(tops):
-            return rows[top]
-    model, _, _ = load_run(run_dir, device)
-    rows = evaluate_tops(model, test_set, eval_set, tops, phi, device=device, progress=progress)
-    if cache:
+        return rows[top] if len(rows) == len(tops) else None
+
+    row = read()
+    if row is not None:
+        return row
+    with file_lock(run_dir / ".eval.lock"):  # two pages built at once evaluate a run once
+        row = read()
+        if row is not None:
+            return row
+        model, _, _ = load_run(run_dir, device)
+        rows = evaluate_tops(model, test_set, eval_set, tops, phi, device=device, progress=progress)
         for t, (path, key) in paths.items():
             atomic_write_text(path, json.dumps({"key": key, "row": rows[t]}, indent=2))
     return rows[top]

@@ -13,7 +13,7 @@ from functools import lru_cache
 import torch
 
 from ..data import PartDataset
-from ..files import atomic_write_text, read_json
+from ..files import atomic_write_text, file_lock, read_json
 from ..probe import Probe, activations
 from ..provenance import source_hash
 from ..store import RunStore
@@ -65,8 +65,11 @@ def cached(study: Study, run: Run, name: str, args: dict, compute, room: str):
     path = RunStore().path(run.hash) / f"analysis-{name}-{digest}.json"
     if path.is_file():
         return read_json(path, keys=("value",), what="a cached analysis")["value"]
-    value = compute()
-    atomic_write_text(path, json.dumps({"key": key, "value": value}))
+    with file_lock(path.with_name(f".{path.stem}.lock")):  # two pages built at once compute it once
+        if path.is_file():
+            return read_json(path, keys=("value",), what="a cached analysis")["value"]
+        value = compute()
+        atomic_write_text(path, json.dumps({"key": key, "value": value}))
     return value
 
 
@@ -78,6 +81,6 @@ def main_run(study: Study, arch: str, row: str, seed: int = 0, dataset: str | No
 
 
 def top_phi(study: Study, run: Run) -> tuple[float, float]:
-    """The data set's activation fraction `top` and IoU threshold `phi` (SPEC: 0.3 and 0.2)."""
+    """The data set's activation fraction `top` and IoU threshold `phi` (the specification: 0.3 and 0.2)."""
     d = study.datasets[run.dataset].spec
     return d.get("top", 0.3), d.get("phi", 0.2)
