@@ -2,6 +2,9 @@
 answers."""
 
 import math
+import threading
+import time
+import types
 
 import numpy as np
 import pytest
@@ -9,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from synclib.analysis.maps import border_share
+from synclib.analysis.runs import cached
 from synclib.metrics.landscape import filter_normalized_direction, loss_landscape, orthogonal_directions, roughness
 from synclib.metrics.modules import filter_similarity, module_consistency, module_labels, module_part_alignment, part_labels
 from synclib.metrics.pruning import taylor_pruning_curve, taylor_scores
@@ -206,3 +210,29 @@ def test_border_share_counts_focus_points_and_peaks_at_the_maps_edge():
     assert s["focus"] == pytest.approx(2 / 3)
     assert s["peak"] == pytest.approx(2 / 3)
     assert s["ring"] == pytest.approx(12 / 16)
+
+
+def test_two_pages_asking_for_one_analysis_at_once_compute_it_once(tmp_path, monkeypatch):
+    """Pages built at once (`--jobs`) share the analysis cache: the second caller waits on the
+    cache's lock while the first computes, then reads its value."""
+    monkeypatch.setenv("SYNCLIB_HOME", str(tmp_path))
+    (tmp_path / "runs" / "abc").mkdir(parents=True)
+    study = types.SimpleNamespace(datasets={"d": types.SimpleNamespace(fingerprint=lambda split: "fp")})
+    run = types.SimpleNamespace(dataset="d", hash="abc")
+    calls = []
+
+    def compute():
+        calls.append(1)
+        time.sleep(0.5)  # long enough for the other thread to arrive while this one computes
+        return {"value": 42}
+
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(cached(study, run, "demo", {"k": 1}, compute,
+                                                                  "analysis/maps.py")))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [1] and got == [{"value": 42}, {"value": 42}]
+    assert len(list((tmp_path / "runs" / "abc").glob("analysis-demo-*.json"))) == 1
