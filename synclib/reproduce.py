@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 import re
 import shutil
@@ -32,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import nbformat
@@ -177,38 +175,8 @@ def _executor(executor, study: Study, jobs: int, slurm: dict | None):
     return executor
 
 
-def _page_hashes(study: Study, art: str) -> list[str]:
-    """The runs a page reads (none for a reference page)."""
-    return sorted({r.hash for r in study.runs_for(art)}) if art in ARTIFACTS else []
-
-
-def _page_worker(threads: int) -> None:
-    """A notebook worker process: its kernels share the machine with the other workers' kernels."""
-    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
-
-
-def _execute_all(pages: list[tuple[str, str]], executed: Path, params: dict, jobs: int):
-    """Execute `pages` ((page, key) pairs), `jobs` at a time in worker processes (each runs
-    papermill with its own kernel); yield ((page, key), (ok, seconds, error)) as each ends."""
-    if jobs <= 1 or len(pages) <= 1:
-        for art, key in pages:
-            yield (art, key), execute_notebook(art, executed / f"{art}.ipynb", params)
-        return
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_page_worker, initargs=(threads,)) as pool:
-        futures = {pool.submit(execute_notebook, art, executed / f"{art}.ipynb", params): (art, key)
-                   for art, key in pages}
-        for f in as_completed(futures):
-            try:
-                result = f.result()
-            except Exception as e:  # noqa: BLE001 - a worker that died: reported like a failed page
-                result = (False, 0.0, f"{type(e).__name__}: {e}")
-            yield futures[f], result
-
-
 def _pages(study: Study, artifacts: list[str], skipped: list[str], only: list[str] | None, book: bool,
-           train_s: float, jobs: int = 1) -> list[str]:
+           train_s: float) -> list[str]:
     """The notebook and book stages (under the build lock): execute every page whose inputs
     changed, write the skipped pages and provenance.json, build the book. Returns what failed."""
     executed = book_dir() / "executed"
@@ -226,25 +194,24 @@ def _pages(study: Study, artifacts: list[str], skipped: list[str], only: list[st
     done = read_json(done_path, what="the record of executed notebooks") if done_path.is_file() else {}
     # the reference pages need no run: `--only ... --no-book` skips them (the book needs them all)
     pages = artifacts + ([] if only and not book else list(REFERENCE_PAGES)) + ["provenance"]
-    print(f"[notebooks] {len(pages)} pages into book/executed/" + (f", {jobs} at a time" if jobs > 1 else ""))
-    bar = tqdm(total=len(pages), desc="notebooks", unit="nb")
-    todo = []  # (page, its execution key): the pages whose inputs changed, in the book's order
-    for art in pages:
-        key = _execution_key(art, study, _page_hashes(study, art))
+    print(f"[notebooks] {len(pages)} pages into book/executed/")
+    bar = tqdm(pages, desc="notebooks", unit="nb")
+    for art in bar:
+        bar.set_postfix_str(art)
+        hashes = sorted({r.hash for r in study.runs_for(art)}) if art in ARTIFACTS else []
+        title = ARTIFACTS[art].title if art in ARTIFACTS else REFERENCE_PAGES.get(art, "How this book was made")
+        if art == "provenance":  # the provenance page reads the others: always run last
+            atomic_write_text(study.results_dir / "provenance.json", json.dumps(prov, indent=2))
+        key = _execution_key(art, study, hashes)
         prev = done.get(art, {})
         if art != "provenance" and prev.get("key") == key and prev["record"]["ok"] and (executed / f"{art}.ipynb").is_file():
             if art in ARTIFACTS:
                 prov["artifacts"][art] = prev["record"]
             tqdm.write(f"{art}: unchanged, not executed again (it took {prev['record']['wall_seconds']} s)")
-            bar.update()
-        else:
-            todo.append((art, key))
-
-    def finished(art: str, key: str, ok: bool, secs: float, err: str) -> None:
-        nonlocal changed
+            continue
+        ok, secs, err = execute_notebook(art, executed / f"{art}.ipynb", params)
         changed |= art != "provenance"
-        title = ARTIFACTS[art].title if art in ARTIFACTS else REFERENCE_PAGES.get(art, "How this book was made")
-        record = {"title": title, "profile": name, "hashes": _page_hashes(study, art), "commit": prov["commit"],
+        record = {"title": title, "profile": name, "hashes": hashes, "commit": prov["commit"],
                   "wall_seconds": round(secs, 1), "ok": ok, "error": err}
         if art in ARTIFACTS:
             prov["artifacts"][art] = record
@@ -253,18 +220,6 @@ def _pages(study: Study, artifacts: list[str], skipped: list[str], only: list[st
         if not ok:
             tqdm.write(f"{art}: FAILED in {secs:.1f} s -- {err}")
             failures.append(art)
-        bar.set_postfix_str(art)
-        bar.update()
-
-    # every page but provenance, `jobs` at a time (an analysis two pages need is computed once:
-    # the second waits on its cache's lock); provenance reads the others' records, so it runs last
-    pages_first = [(a, k) for a, k in todo if a != "provenance"]
-    for (art, key), (ok, secs, err) in _execute_all(pages_first, executed, params, jobs):
-        finished(art, key, ok, secs, err)
-    prov["artifacts"] = {a: prov["artifacts"][a] for a in ARTIFACTS if a in prov["artifacts"]}  # the book's order
-    for art, key in [(a, k) for a, k in todo if a == "provenance"]:
-        atomic_write_text(study.results_dir / "provenance.json", json.dumps(prov, indent=2))
-        finished(art, key, *execute_notebook(art, executed / f"{art}.ipynb", params))
     bar.close()
     for art in skipped:  # the data set it needs is missing
         need = "a mask-annotated training data set" if art not in ("fig6",) else "a landmark or mask data set"
@@ -339,7 +294,7 @@ def reproduce(profile: str = "quick", only: list[str] | None = None, jobs: int =
 
     try:
         with file_lock(lock, wait=wait, on_wait=waiting):
-            failures = _pages(study, artifacts, skipped, only, book, train_s, jobs)
+            failures = _pages(study, artifacts, skipped, only, book, train_s)
     except Busy as e:
         print(f"synclib reproduce: another build of this checkout is running ({e.holder}); --no-wait was "
               f"given, so this one stops (the runs it trained are kept). Run it again once that build has "
