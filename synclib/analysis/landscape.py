@@ -37,10 +37,11 @@ def landscape(study: Study, run: Run, images: int = 64, points: int = 9, span: f
 
 
 def landscapes(study: Study, arch: str, images: int = 64, points: int = 9, span: float = 1.0,
-               seed: int = 0) -> dict:
-    """Per method: (coords, loss grid) of the interpretable layer's loss landscape."""
+               seed: int = 0, rows: list[str] | None = None) -> dict:
+    """Per method (the analyses' methods, or `rows`): (coords, loss grid) of the interpretable
+    layer's loss landscape."""
     return {m: landscape(study, main_run(study, arch, m, seed), images, points, span)
-            for m in study.methods_for(arch, None, study.analysis_methods)}
+            for m in study.methods_for(arch, None, rows or study.analysis_methods)}
 
 
 def landscape_table(study: Study, arch: str, images: int = 64, points: int = 9, span: float = 1.0,
