@@ -22,7 +22,7 @@ book: install
 	@echo "The book: $(CURDIR)/book/_build/html/index.html"
 
 test: install
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=20 tests
 	$(PY) -m pytest -q --nbval-lax notebooks
 
 lint: install
