@@ -62,10 +62,15 @@ def cached(study: Study, run: Run, name: str, args: dict, compute, room: str):
     key = {"name": name, "args": args, "data": ds.fingerprint("test"), "train_data": ds.fingerprint("train"),
            "source": source_hash(*BASE_SOURCES, room)}  # pruning ranks filters on training images
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    path = RunStore().path(run.hash) / f"analysis-{name}-{digest}.json"
+    store = RunStore()
+    path = store.path(run.hash) / f"analysis-{name}-{digest}.json"
     if path.is_file():
         return read_json(path, keys=("value",), what="a cached analysis")["value"]
-    with file_lock(path.with_name(f".{path.stem}.lock")):  # two pages built at once compute it once
+    # two callers at once compute it once; the lock sits outside the run's folder, which
+    # compute() may be the first to make (it trains a missing run)
+    locks = store.root / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with file_lock(locks / f"{run.hash}-{name}-{digest}.lock"):
         if path.is_file():
             return read_json(path, keys=("value",), what="a cached analysis")["value"]
         value = compute()
