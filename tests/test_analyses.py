@@ -236,3 +236,29 @@ def test_two_pages_asking_for_one_analysis_at_once_compute_it_once(tmp_path, mon
         t.join()
     assert calls == [1] and got == [{"value": 42}, {"value": 42}]
     assert len(list((tmp_path / "runs" / "abc").glob("analysis-demo-*.json"))) == 1
+
+
+def test_train_times_average_each_methods_runs_and_keep_the_backbones_apart(tmp_path, monkeypatch):
+    """Table II's training times from the runs' provenance: mean and sample spread per method,
+    backbones on a row of their own, a run not yet done left out."""
+    import json
+
+    from synclib.tables import train_times
+
+    monkeypatch.setenv("SYNCLIB_HOME", str(tmp_path))
+    runs = []
+    for h, row, backbone, seconds in [("b0", "baseline", True, 100.0), ("b1", "baseline", True, 120.0),
+                                      ("o0", "ours", False, 40.0), ("o1", "ours", False, 50.0),
+                                      ("o2", "ours", False, None)]:  # o2 is not done
+        runs.append(types.SimpleNamespace(hash=h, dataset="pw", family="vgg16", row=row, backbone=backbone,
+                                          train={"epochs": 10 if backbone else 5}))
+        if seconds is not None:
+            d = tmp_path / "runs" / h
+            d.mkdir(parents=True)
+            (d / "DONE").write_text("")
+            (d / "provenance.json").write_text(json.dumps({"seconds": seconds, "processes": 1}))
+    study = types.SimpleNamespace(runs_for=lambda artifact: runs)
+    t = train_times(study).set_index("method")
+    assert t.loc["backbone", "seconds"] == 110.0 and t.loc["backbone", "epochs"] == 10
+    assert t.loc["backbone", "seconds_std"] == pytest.approx(math.sqrt(200.0))  # ddof 1: (10² + 10²) / 1
+    assert t.loc["ours", "seconds"] == 45.0 and t.loc["ours", "n_seeds"] == 2 and t.loc["ours", "epochs"] == 5
