@@ -1,12 +1,15 @@
 """Analytic checks of focus, L_lac and L_sync (the book's specification page, Eq. 3–9)."""
 
 import math
+import types
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from synclib.losses import cell_centres, focus, lac_loss, lac_loss_at, pairwise_dist, sync_loss
+from synclib.methods import TrainData, get_method
+from synclib.methods.ours import COMPILE_MIN_STEPS, TERM_PARAMS, _compiled_terms, compile_losses
 
 
 def hot(h, w, cells, value=60.0, n=None):
@@ -201,3 +204,47 @@ def test_the_losses_trace_as_one_graph_for_torch_compile():
     f(a2).backward()
     torch.testing.assert_close(traced, f(a2))
     torch.testing.assert_close(a1.grad, a2.grad)
+
+
+@pytest.mark.parametrize("params", [
+    {},  # the specification's reading: Eq. 6 summed, normalized units, one-cell temperature
+    {"reduction": "mean", "units": "cells", "eps": 1.5, "tau": 1.0},
+])
+def test_ours_compiled_losses_equal_the_eager_ones_to_1e_5_in_fp32(params, monkeypatch):
+    # long CUDA runs of `ours` run its two losses compiled (inductor, one fp32 graph); here the
+    # same path is forced on the CPU: its values and its gradients are the eager ones'
+    a = 3 * torch.randn(4, 16, 7, 7, generator=torch.Generator().manual_seed(11))
+    method = get_method("ours", "vgg16", **params)
+    grads, values = [], []
+    for flag in ("1", "0"):
+        monkeypatch.setenv("SYNCLIB_COMPILE_LOSSES", flag)
+        x = a.clone().requires_grad_(True)
+        terms = method.extra_losses(types.SimpleNamespace(a=x), None, None)
+        sum(terms.values()).backward()
+        values.append({k: v.detach() for k, v in terms.items()})
+        grads.append(x.grad)
+    compiled = _compiled_terms(*(method.params[k] for k in TERM_PARAMS))
+    assert compiled.fn is not None and compiled.compiled_once  # compiled, not the eager fallback
+    assert set(values[0]) == {"lac", "sync"}
+    for k in values[1]:
+        torch.testing.assert_close(values[0][k], values[1][k], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-5)
+
+
+def test_losses_compile_for_long_cuda_runs_unless_told(monkeypatch):
+    monkeypatch.delenv("SYNCLIB_COMPILE_LOSSES", raising=False)
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert compile_losses(cuda, COMPILE_MIN_STEPS) and not compile_losses(cuda, COMPILE_MIN_STEPS - 1)
+    assert not compile_losses(cpu, 10 * COMPILE_MIN_STEPS) and not compile_losses(cuda)  # length unknown
+    # prepare decides from the run: 1600 images in batches of 32 are 50 steps an epoch
+    for epochs, expected in ((5, False), (400, True)):  # 250 steps (the gpu profile's run); 20,000
+        method = get_method("ours", "vgg16")
+        method.prepare(None, TrainData(list(range(1600)), 0, 32, cuda, epochs=epochs))
+        assert method.compile is expected
+    monkeypatch.setenv("SYNCLIB_COMPILE_LOSSES", "1")
+    assert compile_losses(cpu, 1)
+    monkeypatch.setenv("SYNCLIB_COMPILE_LOSSES", "0")
+    assert not compile_losses(cuda, 10 * COMPILE_MIN_STEPS)
+    monkeypatch.setenv("SYNCLIB_COMPILE_LOSSES", "yes")
+    with pytest.raises(ValueError, match="SYNCLIB_COMPILE_LOSSES='yes'"):
+        compile_losses(cpu, 1)
