@@ -13,7 +13,8 @@ import torch.nn as nn
 
 from synclib.analysis.maps import border_share
 from synclib.analysis.runs import cached
-from synclib.metrics.landscape import filter_normalized_direction, loss_landscape, orthogonal_directions, roughness
+from synclib.methods import METHODS, get_method
+from synclib.metrics.landscape import filter_normalized_direction, loss_landscape, orthogonal_directions, roughness, split_forward
 from synclib.metrics.modules import filter_similarity, module_consistency, module_labels, module_part_alignment, part_labels
 from synclib.metrics.pruning import taylor_pruning_curve, taylor_scores
 from synclib.models import build_model
@@ -111,6 +112,40 @@ def test_filter_normalized_direction_and_landscape_centre():
     with torch.no_grad():
         centre = nn.functional.cross_entropy(model(x).logits, y).item()
     assert coords.tolist() == [-1.0, 0.0, 1.0] and math.isclose(loss[1, 1].item(), centre, rel_tol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["vgg16_bn", "resnet18"])
+def test_split_forward_is_the_forward_for_every_method(arch):
+    # the landscape computes what comes before the interpretable layer once: for each method's
+    # network (its prepare may add an adapter, gates, a replaced layer) the two halves must give
+    # the whole forward's logits; a method whose network cannot be split there runs whole
+    x = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    split_ones = set()
+    for name in sorted(METHODS):
+        if not METHODS[name].takes_arch(arch):
+            continue
+        torch.manual_seed(0)
+        model = get_method(name, arch).prepare(build_model(arch, 4, width=0.125), None).eval()
+        split = split_forward(model)
+        if split is None:
+            continue
+        split_ones.add(name)
+        before, after = split
+        with torch.no_grad():
+            torch.testing.assert_close(after(before(x)), model(x).logits, rtol=1e-5, atol=1e-5, msg=name)
+    assert {"baseline", "ours", "ours_nosync", "iccnn"} <= split_ones  # Fig. 10's networks are split
+
+
+@pytest.mark.parametrize("arch", ["vgg16_bn", "resnet18"])
+def test_split_landscape_equals_the_whole_forward_one(arch):
+    torch.manual_seed(0)
+    model = build_model(arch, 3, width=0.125).eval()
+    x, y = torch.rand(4, 3, 64, 64), torch.tensor([0, 1, 2, 0])
+    c1, fast = loss_landscape(model, x, y, span=1.0, points=3)
+    c2, whole = loss_landscape(model, x, y, span=1.0, points=3, split=False)
+    assert torch.equal(c1, c2)
+    torch.testing.assert_close(fast, whole, rtol=1e-5, atol=1e-6)
+    assert fast.std() > 0  # the directions do move the loss: the comparison is not of constants
 
 
 def test_landscape_directions_are_orthogonal_and_filter_normalized():
