@@ -4,11 +4,17 @@
 a finished run and caches the result in its folder, keyed by what it depends on: the
 evaluated splits' fingerprints, the protocol's `top` and `phi`, and the source of the probe,
 the hits and the metrics (so a fix there recomputes, and nothing else does).
+
+`run_probe(run_dir, split)` is a finished run's probe (the interpretable layer's maps and the
+logits) on a split: the test split's is kept in the run's folder, so the evaluation and every
+analysis of the run share one pass of the network over the images (each page of the book
+runs in its own process, and most read the test split's probe of the same runs).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -16,15 +22,18 @@ import torch
 import torchvision
 
 from .data import PartDataset
-from .files import atomic_write_text, file_lock, load_torch, read_json
+from .files import RECOMPUTE, atomic_write_bytes, atomic_write_text, file_lock, load_torch, read_json
 from .metrics.interpretability import summarize
-from .probe import activations, mask_hits_for
+from .probe import Probe, activations, mask_hits_for
 from .provenance import source_hash
 from .train import load_run
 
-__all__ = ["evaluate", "evaluate_tops", "evaluate_run", "torchvision_model", "imagenet_normalize", "EVAL_SOURCES"]
+__all__ = ["evaluate", "evaluate_tops", "evaluate_run", "run_probe", "torchvision_model", "imagenet_normalize",
+           "EVAL_SOURCES", "PROBE_SOURCES"]
 
 EVAL_SOURCES = ("probe.py", "evaluate.py", "metrics/hits.py", "metrics/interpretability.py", "data/dataset.py")
+#: What a run's cached probe depends on besides the run's weights and the split's images.
+PROBE_SOURCES = ("probe.py", "models.py", "data/dataset.py")
 
 
 def evaluate(model, test_set: PartDataset, eval_set: PartDataset | None = None, top: float = 0.3,
@@ -37,14 +46,45 @@ def evaluate(model, test_set: PartDataset, eval_set: PartDataset | None = None, 
 def evaluate_tops(model, test_set: PartDataset, eval_set: PartDataset | None = None, tops: tuple[float, ...] = (0.3,),
                   phi: float = 0.2, device=None, progress: bool = False) -> dict[float, dict]:
     """`evaluate` with each of `tops`, the network run over the images once: {top: row}."""
-    p = activations(model, test_set, device=device, progress=progress)
+    probe = lambda ds: activations(model, ds, device=device, progress=progress)  # noqa: E731
+    return _rows(probe, test_set, eval_set, tops, phi)
+
+
+def _rows(probe, test_set: PartDataset, eval_set: PartDataset | None, tops: tuple[float, ...], phi: float):
+    """{top: row} from `probe(split)`, the network's probe on a split."""
+    p = probe(test_set)
     rows = {t: {"accuracy": p.accuracy} for t in tops}
     if eval_set is not None and eval_set.has_masks:
         if eval_set is not test_set:
-            p = activations(model, eval_set, device=device, progress=progress)
+            p = probe(eval_set)
         for t in tops:
             rows[t].update(summarize(mask_hits_for(p, eval_set, t, phi)))
     return rows
+
+
+def run_probe(run_dir: str | Path, dataset: PartDataset, model=None, device=None, progress: bool = False) -> Probe:
+    """`activations` of the finished run in `run_dir` on `dataset` (`model`: the run's network,
+    when the caller has loaded it). A test split's probe is kept in the run's folder as
+    `probe-<key>.pt`, keyed by the split's fingerprint, PROBE_SOURCES and the run's weights file
+    (its size and time), so a retrained run or an edited model is probed again; other splits
+    (a pruning's training images, larger and read once) are computed each time."""
+    run_dir = Path(run_dir)
+    compute = lambda: activations(model if model is not None else load_run(run_dir, device)[0],  # noqa: E731
+                                  dataset, device=device, progress=progress)
+    fingerprint = _fingerprint(dataset)
+    if dataset.split != "test" or fingerprint is None or not (run_dir / "model.pt").is_file():
+        return compute()
+    st = (run_dir / "model.pt").stat()
+    key = {"data": fingerprint, "source": source_hash(*PROBE_SOURCES), "weights": [st.st_size, st.st_mtime_ns]}
+    path = run_dir / f"probe-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]}.pt"
+    if path.is_file():
+        d = load_torch(path, RECOMPUTE, keys=("a", "logits", "labels"), what="a run's cached probe")
+        return Probe(d["a"], d["logits"], d["labels"])
+    p = compute()
+    buf = io.BytesIO()
+    torch.save({"key": key, "a": p.a, "logits": p.logits, "labels": p.labels}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+    return p
 
 
 def _fingerprint(ds: PartDataset) -> str | None:
@@ -64,6 +104,7 @@ def evaluate_run(run_dir: str | Path, test_set: PartDataset, eval_set: PartDatas
     if not cache:
         model, _, _ = load_run(run_dir, device)
         return evaluate_tops(model, test_set, eval_set, tops, phi, device=device, progress=progress)[top]
+    probe = lambda ds: run_probe(run_dir, ds, device=device, progress=progress)  # noqa: E731
 
     def read() -> dict | None:
         rows = {t: read_json(path, keys=("row",), what="a cached evaluation")["row"]
@@ -77,8 +118,7 @@ def evaluate_run(run_dir: str | Path, test_set: PartDataset, eval_set: PartDatas
         row = read()
         if row is not None:
             return row
-        model, _, _ = load_run(run_dir, device)
-        rows = evaluate_tops(model, test_set, eval_set, tops, phi, device=device, progress=progress)
+        rows = _rows(probe, test_set, eval_set, tops, phi)
         for t, (path, key) in paths.items():
             atomic_write_text(path, json.dumps({"key": key, "row": rows[t]}, indent=2))
     return rows[top]

@@ -139,6 +139,38 @@ def test_a_second_top_is_measured_in_the_same_pass_and_read_from_its_own_file(ti
     assert row1 != row3  # a smaller region: other hits
 
 
+def test_a_runs_test_split_probe_is_kept_and_read_back(tiny_world, tmp_path, monkeypatch):
+    """run_probe keeps the test split's probe in the run's folder: read back equal, shared by
+    the evaluation, probed again once the weights change; a training split is never kept."""
+    import os
+
+    from synclib import evaluate as ev
+    from synclib.data import PartDataset
+    from synclib.probe import activations
+
+    run = tmp_path / "run"
+    fit(TrainConfig(method="baseline", arch="resnet18", width=0.125, epochs=1, batch_size=16), tiny_world, run,
+        progress=False)
+    test = PartDataset(tiny_world, "test")
+    direct = activations(load_run(run)[0], test)
+    ev.run_probe(run, test)
+    assert len(list(run.glob("probe-*.pt"))) == 1
+    calls = []
+    monkeypatch.setattr(ev, "activations", lambda *a, **k: calls.append(1) or activations(*a, **k))
+    again = ev.run_probe(run, test)
+    assert calls == []  # read, not computed
+    assert torch.equal(again.a, direct.a) and torch.equal(again.logits, direct.logits)
+    assert torch.equal(again.labels, direct.labels)
+    ev.evaluate_run(run, test, test)  # no evaluation cached yet: it reads the probe
+    assert calls == []
+    st = (run / "model.pt").stat()
+    os.utime(run / "model.pt", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # as a retrained run's
+    ev.run_probe(run, test)
+    assert calls == [1] and len(list(run.glob("probe-*.pt"))) == 2
+    ev.run_probe(run, PartDataset(tiny_world, "train"))
+    assert calls == [1, 1] and len(list(run.glob("probe-*.pt"))) == 2
+
+
 @pytest.mark.parametrize("epochs", [4, 5, 6, 7, 10, 20, 100])
 def test_three_distinct_decays_for_any_epoch_count_from_4(epochs):
     from synclib.train import lr_milestones

@@ -13,8 +13,9 @@ from functools import lru_cache
 import torch
 
 from ..data import PartDataset
+from ..evaluate import run_probe
 from ..files import atomic_write_text, file_lock, read_json
-from ..probe import Probe, activations
+from ..probe import Probe
 from ..provenance import source_hash
 from ..store import RunStore
 from ..study import Run, Study
@@ -50,7 +51,7 @@ def load(study: Study, run: Run, split: str = "test") -> LoadedRun:
     with store.naming(run):
         model, _, _ = load_run(store.path(run.hash))
     ds = study.datasets[run.dataset].split(split)
-    probe = activations(model, ds)
+    probe = run_probe(store.path(run.hash), ds, model)  # the test split's is read from the run's folder
     return LoadedRun(run, model.cpu(), probe, ds)
 
 
