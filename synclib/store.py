@@ -20,7 +20,9 @@ from pathlib import Path
 
 import torch
 
+from .data import PartDataset, read_manifest
 from .devices import pick_device
+from .evaluate import run_probe
 from .files import RECOMPUTE, RETRAIN, CorruptFile, atomic_write_text, file_lock, read_json
 from .profile import repo_root
 from .provenance import commit, environment
@@ -144,4 +146,18 @@ def train_job(path: str | Path, progress: bool = True, device: str | None = None
                 "environment": environment(str(pick_device(device))), "processes": nproc,
                 "seconds": round(time.time() - t0, 1)}, indent=2))
             atomic_write_text(out / "DONE", time.strftime("%Y-%m-%dT%H:%M:%S"))
+            probe_test_split(out, job, device)
     return out
+
+
+def probe_test_split(out: Path, job: dict, device: str | None = None) -> None:
+    """Keep a finished run's probe on its data set's test split in its folder (`run_probe`): the
+    evaluation and every analysis of the run read it instead of running the network again, each
+    page of the book in its own process. Done by the process that trained the run, beside the
+    other runs training, so the book's pages only read."""
+    manifest = job.get("manifest") or read_manifest(job["data"])
+    if "test" not in manifest.get("splits", {}):
+        return
+    t0 = time.time()
+    run_probe(out, PartDataset(job["data"], "test", manifest=manifest, decoded=True), device=device)
+    print(f"[train] {job['hash']}: its test split probed in {time.time() - t0:.1f} s", flush=True)

@@ -159,6 +159,8 @@ def test_smoke_reproduce_reads_once_builds_the_book_then_trains_nothing(home, tm
     assert set(prov["artifacts"]) == set(ARTIFACTS) and all(a["ok"] for a in prov["artifacts"].values())
     for h in prov["artifacts"]["table1"]["hashes"]:  # every run has the job it was trained from
         assert json.loads((home / "runs" / h / "job.json").read_text())["hash"] == h
+        # and the test split's probe its training process kept, which every page read: one file
+        assert len(list((home / "runs" / h).glob("probe-*.pt"))) == 1, h
 
     log.unlink()
     assert reproduce("smoke", book=False) == 0
@@ -240,6 +242,8 @@ def test_two_callers_never_both_train_a_run(home, monkeypatch):
         (Path(out) / "model.pt").write_bytes(b"")
 
     monkeypatch.setattr(synclib.store, "fit", slow_fit)  # the name store.fit_job calls
+    probed = []
+    monkeypatch.setattr(synclib.store, "run_probe", lambda out, ds, **kw: probed.append((out, ds.split)))
     store = RunStore()
     run = study.find("partworld", "resnet18", "baseline", backbone=True)  # a run with no parent
     job = store.write_job(run)
@@ -249,6 +253,7 @@ def test_two_callers_never_both_train_a_run(home, monkeypatch):
     for t in threads:
         t.join()
     assert len(calls) == 1 and store.is_done(run.hash)
+    assert probed == [(calls[0], "test")]  # the process that trained it probed its test split, once
 
 
 def test_a_job_names_its_parent_folder_and_reads_no_profile(home):
