@@ -1,8 +1,11 @@
 """bench's timing helpers (no test asserts a time: only what was called, and when)."""
 
+import json
+
 import torch
 
 from bench.__main__ import part_masks, timed_interleaved
+from bench.book_stages import stages
 
 
 def test_interleaved_timing_takes_turns_after_each_warms_up():
@@ -18,3 +21,24 @@ def test_part_masks_are_repeatable_ellipses_inside_the_image():
     assert m.shape == (4, 5, 32, 32) and m.dtype == torch.bool
     assert torch.equal(m, part_masks(4, 5, 32, seed=1))
     assert 0 < m.float().mean() < 0.5
+
+
+def test_book_stages_reads_the_builds_records(tmp_path, monkeypatch):
+    # a hand-made build: two runs (a backbone and its fine-tune), two pages, one page of another profile
+    monkeypatch.setenv("SYNCLIB_HOME", str(tmp_path))
+    (tmp_path / "configs").mkdir()
+    for h, secs, parent in (("bb", 100.0, None), ("ft", 50.0, "bb")):
+        (tmp_path / "runs" / h).mkdir(parents=True)
+        (tmp_path / "runs" / h / "provenance.json").write_text(json.dumps({"seconds": secs}))
+        (tmp_path / "runs" / h / "job.json").write_text(json.dumps({"hash": h, "parent": parent}))
+    (tmp_path / "results" / "quick").mkdir(parents=True)
+    (tmp_path / "results" / "quick" / "provenance.json").write_text(json.dumps(
+        {"train_seconds": 120.0, "artifacts": {"table1": {"hashes": ["ft"]}}}))
+    (tmp_path / "book" / "executed").mkdir(parents=True)
+    rec = lambda s, profile="quick": {"record": {"wall_seconds": s, "ok": True, "profile": profile, "commit": "abc"}}  # noqa: E731
+    (tmp_path / "book" / "executed" / ".executed.json").write_text(json.dumps(
+        {"table1": rec(9.0), "provenance": rec(3.0), "fig4": rec(50.0, "smoke")}))
+    st = stages("quick")
+    assert st["pages_s"] == {"table1": 9.0, "provenance": 3.0} and st["pages_total_s"] == 12.0
+    assert st["runs"] == 2 and st["runs_train_s_sum"] == 150.0  # the fine-tune and the backbone it reads
+    assert st["train_wall_s"] == 120.0 and st["pages_over_training"] == 0.1 and st["commits"] == ["abc"]
