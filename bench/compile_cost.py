@@ -3,8 +3,8 @@
 
 `python -m bench --compile-losses` times one training step after warm-up; a run also pays
 for the compilation, once per process. Here, for VGG16-BN (batch 32) and ResNet18 (batch 64)
-at 224², full width, on random images: the steps of one gpu-profile fine-tune (5 epochs of
-1600 images: 250 and 125 steps), once with the losses eager and once compiled, the compiled
+at 224², full width, on random images: the steps of one gpu-profile fine-tune (its epochs of
+its training images, read from configs/gpu.yaml: 250 and 125 steps), once with the losses eager and once compiled, the compiled
 run's first step (where the compilation happens) timed apart. Two processes run one after the
 other: the first finds inductor's on-disk cache cold, as a build's first run of `ours` does;
 the second finds it warm, as every later run does. Writes DIR/<machine>-compile-cost.json.
@@ -26,11 +26,18 @@ import torch
 
 from synclib.methods import get_method
 from synclib.models import build_model
+from synclib.profile import read_profile
 
 from .__main__ import _sync, _train_step, machine
 
-#: (arch, batch, steps of one gpu-profile fine-tune: 5 epochs of 1600 images)
-CONFIGS = [("vgg16_bn", 32, 5 * math.ceil(1600 / 32)), ("resnet18", 64, 5 * math.ceil(1600 / 64))]
+
+def gpu_run_configs(profile: str = "gpu") -> list[tuple[str, int, int]]:
+    """(arch, batch, steps of one fine-tune) for each network of the profile, from its YAML:
+    its epochs of its main data set's generated training images in its batches."""
+    prof = read_profile(profile)
+    n_train = next(d["generate"]["n_train"] for d in prof["datasets"].values() if d.get("train"))
+    epochs = prof["train"]["epochs"]
+    return [(a["arch"], a["batch_size"], epochs * math.ceil(n_train / a["batch_size"])) for a in prof["archs"].values()]
 
 
 def run_steps(arch: str, batch: int, steps: int, compiled: bool, device: torch.device, size: int = 224) -> dict:
@@ -76,7 +83,7 @@ def agreement(arch: str, batch: int, device: torch.device, size: int = 224) -> d
 def child(device: str, size: int = 224, steps: int | None = None) -> dict:
     dev = torch.device(device)
     rows = []
-    for arch, batch, run_len in CONFIGS:
+    for arch, batch, run_len in gpu_run_configs():
         n = steps or run_len
         run_steps(arch, batch, 3, False, dev, size)  # cuDNN's and the allocator's warm-up, on neither side
         eager = run_steps(arch, batch, n, False, dev, size)

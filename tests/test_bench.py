@@ -6,6 +6,7 @@ import torch
 
 from bench.__main__ import part_masks, timed_interleaved
 from bench.book_stages import stages
+from bench.compile_cost import gpu_run_configs
 
 
 def test_interleaved_timing_takes_turns_after_each_warms_up():
@@ -42,3 +43,15 @@ def test_book_stages_reads_the_builds_records(tmp_path, monkeypatch):
     assert st["pages_s"] == {"table1": 9.0, "provenance": 3.0} and st["pages_total_s"] == 12.0
     assert st["runs"] == 2 and st["runs_train_s_sum"] == 150.0  # the fine-tune and the backbone it reads
     assert st["train_wall_s"] == 120.0 and st["pages_over_training"] == 0.1 and st["commits"] == ["abc"]
+
+
+def test_compile_cost_times_the_gpu_profiles_own_run_length(tmp_path, monkeypatch):
+    # a hand-made profile: 100 training images, 3 epochs, batches of 32 and 64
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "mine.yaml").write_text(
+        "profile: mine\ndatasets:\n  pw: {kind: partworld, train: true, generate: {n_train: 100}}\n"
+        "  extra: {kind: partworld, generate: {n_train: 7}}\n"
+        "archs:\n  vgg16: {arch: vgg16_bn, batch_size: 32}\n  resnet18: {arch: resnet18, batch_size: 64}\n"
+        "train: {epochs: 3}\n")
+    monkeypatch.setenv("SYNCLIB_HOME", str(tmp_path))
+    assert gpu_run_configs("mine") == [("vgg16_bn", 32, 3 * 4), ("resnet18", 64, 3 * 2)]  # ceil(100/32), ceil(100/64)
