@@ -13,7 +13,6 @@ runs in its own process, and most read the test split's probe of the same runs).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch
 import torchvision
 
 from .data import PartDataset
-from .files import RECOMPUTE, atomic_write_bytes, atomic_write_text, file_lock, load_torch, read_json
+from .files import RECOMPUTE, atomic_write_bytes, atomic_write_text, file_lock, key_digest, load_torch, read_json
 from .metrics.interpretability import summarize
 from .probe import Probe, activations, mask_hits_for
 from .provenance import source_hash
@@ -76,7 +75,7 @@ def run_probe(run_dir: str | Path, dataset: PartDataset, model=None, device=None
         return compute()
     st = (run_dir / "model.pt").stat()
     key = {"data": fingerprint, "source": source_hash(*PROBE_SOURCES), "weights": [st.st_size, st.st_mtime_ns]}
-    path = run_dir / f"probe-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]}.pt"
+    path = run_dir / f"probe-{key_digest(key)}.pt"
     if path.is_file():
         d = load_torch(path, RECOMPUTE, keys=("a", "logits", "labels"), what="a run's cached probe")
         return Probe(d["a"], d["logits"], d["labels"])
@@ -129,7 +128,7 @@ def _eval_path(run_dir: Path, test_set: PartDataset, eval_set: PartDataset | Non
     """Where `evaluate_run` caches one evaluation, and its key."""
     key = {"test": _fingerprint(test_set), "eval": eval_set is not None and _fingerprint(eval_set),
            "top": top, "phi": phi, "source": source_hash(*EVAL_SOURCES)}
-    return run_dir / f"eval-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]}.json", key
+    return run_dir / f"eval-{key_digest(key)}.json", key
 
 
 def imagenet_normalize(x):

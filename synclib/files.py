@@ -19,6 +19,7 @@ bad after synclib's atomic writes was damaged by something else.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import tempfile
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["CorruptFile", "Busy", "file_lock", "lock_holder", "read_json", "load_torch", "atomic_write_bytes",
+__all__ = ["key_digest", "CorruptFile", "Busy", "file_lock", "lock_holder", "read_json", "load_torch", "atomic_write_bytes",
            "atomic_write_text", "remove_temp_files", "cache_root", "RETRAIN", "RECOMPUTE"]
 
 RETRAIN = "delete the run folder {folder} and train the run again"
@@ -198,3 +199,9 @@ def cache_root() -> Path:
     """Where synclib keeps what it derives and can derive again (the compiled kernel, decoded
     splits): `$SYNCLIB_CACHE`, else `~/.cache/synclib`. Deleting it loses nothing."""
     return Path(os.environ.get("SYNCLIB_CACHE") or Path.home() / ".cache" / "synclib")
+
+
+def key_digest(key: dict) -> str:
+    """The name a stored thing gets from what it depends on: the first 12 hex digits of sha256
+    over its key as sorted JSON (a run's hash; its cached evaluations, analyses and probe)."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]

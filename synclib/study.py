@@ -18,7 +18,6 @@ key of the profile's `archs:` section); `arch` is the network that stands for it
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from pathlib import Path
 from .data import PartDataset
 from .data.format import read_manifest
 from .data.partworld import WorldMismatch, generate, world_differences
-from .files import atomic_write_text, read_json
+from .files import atomic_write_text, key_digest, read_json
 from .methods import METHODS, get_method
 from .models import ARCHS
 from .profile import profile_path, read_profile, repo_root
@@ -174,7 +173,7 @@ def load_profile(name_or_path: str | Path) -> dict:
 
 def run_hash(key: dict) -> str:
     """The run store's name for a run: the first 12 hex digits of sha256 over its key."""
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    return key_digest(key)
 
 
 @dataclass(frozen=True)

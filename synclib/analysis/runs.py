@@ -5,7 +5,6 @@ evaluated splits' fingerprints and the source of that analysis's own room."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -14,7 +13,7 @@ import torch
 
 from ..data import PartDataset
 from ..evaluate import run_probe
-from ..files import atomic_write_text, file_lock, read_json
+from ..files import atomic_write_text, file_lock, key_digest, read_json
 from ..probe import Probe
 from ..provenance import source_hash
 from ..store import RunStore
@@ -62,7 +61,7 @@ def cached(study: Study, run: Run, name: str, args: dict, compute, room: str):
     ds = study.datasets[run.dataset]
     key = {"name": name, "args": args, "data": ds.fingerprint("test"), "train_data": ds.fingerprint("train"),
            "source": source_hash(*BASE_SOURCES, room)}  # pruning ranks filters on training images
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    digest = key_digest(key)
     store = RunStore()
     path = store.path(run.hash) / f"analysis-{name}-{digest}.json"
     if path.is_file():
