@@ -30,7 +30,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import nbformat
@@ -46,7 +48,8 @@ from .provenance import commit, distributions
 from .store import RunStore
 from .study import ARTIFACTS, Study
 
-__all__ = ["reproduce", "build_book", "execute_notebook", "REFERENCE_PAGES", "book_dir", "BUSY"]
+__all__ = ["reproduce", "build_book", "execute_notebook", "run_pages", "reads", "READERS", "REFERENCE_PAGES", "book_dir",
+           "BUSY"]
 
 #: The exit code of a build that found another build of the checkout running and, told not to
 #: wait (`--no-wait`), stopped.
@@ -175,10 +178,48 @@ def _executor(executor, study: Study, jobs: int, slurm: dict | None):
     return executor
 
 
+#: The pages that read what other pages compute and cache (evaluations, module tables, pruning
+#: curves, landscapes, curves): they start once those pages ended. Started beside them, they
+#: would only wait on the analyses' locks (`analysis.runs.cached`), holding a slot that a page
+#: with work of its own can use. Provenance reads every page's record.
+READERS = {"table4": ("table3",), "claims": "the figures and tables", "ambiguities": "the figures and tables"}
+
+
+def reads(art: str, pages: list[str]) -> list[str]:
+    """The pages among `pages` that `art` starts after (READERS; provenance: every other)."""
+    if art == "provenance":
+        return [p for p in pages if p != art]
+    need = READERS.get(art, ())
+    if isinstance(need, str):  # every table and figure: every artifact that is not a reader of them
+        need = [a for a in ARTIFACTS if not isinstance(READERS.get(a), str)]
+    return [p for p in need if p in pages and p != art]
+
+
+def run_pages(pages: list[str], jobs: int, execute) -> None:
+    """Call `execute(page)` for every page, up to `jobs` at once, in the list's order, each once
+    the pages it `reads` have ended (whether or not they failed: a reader then computes what it
+    lacks). `execute` must not raise: it records its page's failure."""
+    pending, ended, running = list(pages), set(), {}
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
+        while pending or running:
+            for art in [a for a in pending if set(reads(a, pages)) <= ended]:
+                if len(running) >= jobs:
+                    break
+                running[ex.submit(execute, art)] = art
+                pending.remove(art)
+            if not running:
+                raise RuntimeError(f"pages that wait on each other: {pending} (see READERS)")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in finished:
+                f.result()
+                ended.add(running.pop(f))
+
+
 def _pages(study: Study, artifacts: list[str], skipped: list[str], only: list[str] | None, book: bool,
-           train_s: float) -> list[str]:
+           train_s: float, jobs: int = 1) -> list[str]:
     """The notebook and book stages (under the build lock): execute every page whose inputs
-    changed, write the skipped pages and provenance.json, build the book. Returns what failed."""
+    changed (`jobs` at once), write the skipped pages and provenance.json, build the book.
+    Returns what failed."""
     executed = book_dir() / "executed"
     executed.mkdir(parents=True, exist_ok=True)
     study_path = study.save(executed / "study.json")  # what the notebooks read: no YAML, no manifest
@@ -189,44 +230,55 @@ def _pages(study: Study, artifacts: list[str], skipped: list[str], only: list[st
     prov = {"profile": name, "commit": commit(), "train_seconds": round(train_s, 1), "artifacts": {},
             "distributions": distributions()}
     failures = []
-    changed = False  # whether a page other than provenance was executed (the glued pages then change)
+    changed = []  # the pages other than provenance that were executed (the glued pages then change)
     done_path = executed / ".executed.json"
     done = read_json(done_path, what="the record of executed notebooks") if done_path.is_file() else {}
     # the reference pages need no run: `--only ... --no-book` skips them (the book needs them all)
     pages = artifacts + ([] if only and not book else list(REFERENCE_PAGES)) + ["provenance"]
-    print(f"[notebooks] {len(pages)} pages into book/executed/")
-    bar = tqdm(pages, desc="notebooks", unit="nb")
-    for art in bar:
-        bar.set_postfix_str(art)
+    print(f"[notebooks] {len(pages)} pages into book/executed/, {jobs} at once")
+    bar = tqdm(total=len(pages), desc="notebooks", unit="nb")
+    record_lock = threading.Lock()  # the record of executed pages is written by one page at a time
+
+    def execute(art: str) -> None:
         hashes = sorted({r.hash for r in study.runs_for(art)}) if art in ARTIFACTS else []
         title = ARTIFACTS[art].title if art in ARTIFACTS else REFERENCE_PAGES.get(art, "How this book was made")
-        if art == "provenance":  # the provenance page reads the others: always run last
+        if art == "provenance":  # the provenance page reads the others: it runs last (`reads`)
+            order = {a: i for i, a in enumerate(artifacts)}  # the book's order, not the order they ended in
+            prov["artifacts"] = dict(sorted(prov["artifacts"].items(), key=lambda kv: order.get(kv[0], len(order))))
             atomic_write_text(study.results_dir / "provenance.json", json.dumps(prov, indent=2))
         key = _execution_key(art, study, hashes)
         prev = done.get(art, {})
         if art != "provenance" and prev.get("key") == key and prev["record"]["ok"] and (executed / f"{art}.ipynb").is_file():
-            if art in ARTIFACTS:
-                prov["artifacts"][art] = prev["record"]
-            tqdm.write(f"{art}: unchanged, not executed again (it took {prev['record']['wall_seconds']} s)")
-            continue
+            with record_lock:
+                if art in ARTIFACTS:
+                    prov["artifacts"][art] = prev["record"]
+                tqdm.write(f"{art}: unchanged, not executed again (it took {prev['record']['wall_seconds']} s)")
+                bar.update(1)
+            return
+        bar.set_postfix_str(art)
         ok, secs, err = execute_notebook(art, executed / f"{art}.ipynb", params)
-        changed |= art != "provenance"
         record = {"title": title, "profile": name, "hashes": hashes, "commit": prov["commit"],
                   "wall_seconds": round(secs, 1), "ok": ok, "error": err}
-        if art in ARTIFACTS:
-            prov["artifacts"][art] = record
-        done[art] = {"key": key, "record": record}
-        atomic_write_text(done_path, json.dumps(done, indent=2))
-        if not ok:
-            tqdm.write(f"{art}: FAILED in {secs:.1f} s -- {err}")
-            failures.append(art)
+        with record_lock:
+            if art != "provenance":
+                changed.append(art)
+            if art in ARTIFACTS:
+                prov["artifacts"][art] = record
+            done[art] = {"key": key, "record": record}
+            atomic_write_text(done_path, json.dumps(done, indent=2))
+            if not ok:
+                tqdm.write(f"{art}: FAILED in {secs:.1f} s -- {err}")
+                failures.append(art)
+            bar.update(1)
+
+    run_pages(pages, jobs, execute)
     bar.close()
     for art in skipped:  # the data set it needs is missing
         need = "a mask-annotated training data set" if art not in ("fig6",) else "a landmark or mask data set"
         _skipped_page(art, f"Not built on this profile: it needs {need}, and none of this profile's is present.",
                       executed / f"{art}.ipynb")
         done.pop(art, None)
-        changed = True
+        changed.append(art)
     # a page this build does not make (`--only`, or left out of the profile's `artifacts:`) keeps
     # what an earlier build of this profile executed; another profile's page, or none, is replaced
     for art in [a for a in ARTIFACTS if a not in artifacts and a not in skipped]:
@@ -236,14 +288,14 @@ def _pages(study: Study, artifacts: list[str], skipped: list[str], only: list[st
                    if only else "the profile's `artifacts:` list leaves it out")
             _skipped_page(art, f"Not built for the {name} profile: {why}.", executed / f"{art}.ipynb")
             done.pop(art, None)
-            changed = True
+            changed.append(art)
         elif art in ARTIFACTS:
             prov["artifacts"][art] = record
     atomic_write_text(done_path, json.dumps(done, indent=2))
     atomic_write_text(study.results_dir / "provenance.json", json.dumps(prov, indent=2))
     if book:
         print("[book] jupyter-book build book/")
-        if build_book(every_page=changed):
+        if build_book(every_page=bool(changed)):
             print(f"book: {book_dir() / '_build' / 'html' / 'index.html'}")
         else:
             failures.append("jupyter-book build")
@@ -294,7 +346,7 @@ def reproduce(profile: str = "quick", only: list[str] | None = None, jobs: int =
 
     try:
         with file_lock(lock, wait=wait, on_wait=waiting):
-            failures = _pages(study, artifacts, skipped, only, book, train_s)
+            failures = _pages(study, artifacts, skipped, only, book, train_s, jobs)
     except Busy as e:
         print(f"synclib reproduce: another build of this checkout is running ({e.holder}); --no-wait was "
               f"given, so this one stops (the runs it trained are kept). Run it again once that build has "

@@ -1,0 +1,124 @@
+"""The local executor: the order runs start in, a run waiting for its parent, a failed parent
+blocking its children, and a run's process (forked from the preloaded server) writing its log."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+from synclib.executors import LocalExecutor, _fork_server, _train_process, schedule_order
+
+
+def _run(h: str, parent: str | None = None, epochs: int = 5) -> SimpleNamespace:
+    return SimpleNamespace(hash=h, label=f"run {h}", parent=parent, train={"epochs": epochs})
+
+
+class _Store:
+    """What the scheduler asks of a run store: is a run done."""
+
+    def __init__(self, done=()):
+        self.done = set(done)
+
+    def is_done(self, h: str) -> bool:
+        return h in self.done
+
+
+def test_parents_start_first_then_the_longest_runs():
+    runs = [_run("a", "p", 5), _run("b", None, 5), _run("p", None, 10), _run("c", "q", 10),
+            _run("q", None, 2), _run("d", None, 10)]
+    # p and q have children; among the rest 10 epochs go before 5; ties keep the given order
+    assert [r.hash for r in schedule_order(runs)] == ["p", "q", "c", "d", "a", "b"]
+
+
+def _execute(runs, jobs, fail=(), done=()):
+    """Schedule `runs` with a fake training that takes 50 ms and fails for the hashes in `fail`.
+    Returns (the failed labels, each run's (start, end), the most runs at once)."""
+    store, times, lock = _Store(done), {}, threading.Lock()
+    now = [0, 0]  # running, most at once
+
+    def one(run) -> bool:
+        with lock:
+            now[0] += 1
+            now[1] = max(now[1], now[0])
+        start = time.monotonic()
+        time.sleep(0.05)
+        with lock:
+            now[0] -= 1
+        times[run.hash] = (start, time.monotonic())
+        if run.hash in fail:
+            return False
+        store.done.add(run.hash)
+        return True
+
+    failed = LocalExecutor(jobs)._schedule(list(runs), store, one)
+    return failed, times, now[1]
+
+
+def test_a_run_starts_once_its_parent_is_done_and_slots_stay_full():
+    runs = schedule_order([_run("p"), _run("a", "p"), _run("b", "p"), _run("x"), _run("y"), _run("z")])
+    failed, times, most = _execute(runs, jobs=2)
+    assert failed == [] and set(times) == {"p", "a", "b", "x", "y", "z"} and most == 2
+    assert all(times[c][0] >= times["p"][1] for c in ("a", "b"))
+    # the parent first, then no waiting for a wave: x starts beside p, not after it
+    assert times["x"][0] < times["p"][1]
+
+
+def test_a_failed_parent_blocks_its_children_and_nothing_else(capsys):
+    runs = schedule_order([_run("p"), _run("a", "p"), _run("g", "a"), _run("x")])
+    failed, times, _ = _execute(runs, jobs=2, fail={"p"})
+    assert sorted(failed) == ["run a", "run g", "run p"] and set(times) == {"p", "x"}
+    assert "run a [a] not started: the run it fine-tunes failed" in capsys.readouterr().out
+
+
+def test_a_parent_already_in_the_store_is_not_waited_for():
+    failed, times, _ = _execute([_run("a", "p")], jobs=1, done={"p"})
+    assert failed == [] and set(times) == {"a"}
+
+
+def test_a_runs_process_writes_its_log_and_fails_with_its_error(tmp_path):
+    """A run's process, forked from the server, appends its output to the run's log and exits
+    non-zero with the error in it (here: a job file that is not there), in the environment the
+    executor gives it, whatever the server started with."""
+    log = tmp_path / "train.log"
+    log.write_text("an earlier build's lines\n")
+    job = tmp_path / "missing" / "job.json"
+    p = _fork_server().Process(target=_train_process, args=(str(job), str(log), {"SYNCLIB_THREADS": "1"}))
+    p.start()
+    p.join()
+    text = log.read_text()
+    assert p.exitcode == 1
+    assert text.startswith("an earlier build's lines\n") and str(job) in text and "Traceback" in text
+
+
+def test_pages_that_read_others_wait_for_them():
+    from synclib.reproduce import reads, run_pages
+
+    pages = ["table1", "table3", "table4", "fig9", "claims", "ambiguities", "cluster", "provenance"]
+    assert reads("table4", pages) == ["table3"]
+    assert reads("claims", pages) == ["table1", "fig9", "table3", "table4"]  # in ARTIFACTS' order
+    assert reads("ambiguities", pages) == reads("claims", pages)
+    assert reads("cluster", pages) == [] and reads("provenance", pages) == pages[:-1]
+
+    times, lock, now = {}, threading.Lock(), [0, 0]
+
+    def execute(page: str) -> None:
+        with lock:
+            now[0] += 1
+            now[1] = max(now[1], now[0])
+        start = time.monotonic()
+        time.sleep(0.05)
+        with lock:
+            now[0] -= 1
+        times[page] = (start, time.monotonic())
+
+    run_pages(pages, 2, execute)
+    assert set(times) == set(pages) and now[1] == 2
+    assert times["table4"][0] >= times["table3"][1]
+    for reader in ("claims", "ambiguities"):
+        assert all(times[reader][0] >= times[p][1] for p in ("table1", "table3", "table4", "fig9"))
+    assert all(times["provenance"][0] >= times[p][1] for p in pages[:-1])
+    # a page that reads nothing takes the slot a waiting page cannot
+    times.clear()
+    run_pages(["table3", "table4", "cluster"], 2, execute)
+    assert times["cluster"][0] < times["table3"][1] <= times["table4"][0]
