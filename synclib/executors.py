@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import subprocess
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -54,8 +55,22 @@ PRELOAD = ["synclib.store"]
 
 
 def _fork_server():
+    """The context that starts runs' processes: a fork server with PRELOAD, where the platform
+    has one (Linux, macOS); else each process starts afresh (spawn) and imports them itself."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
     multiprocessing.set_forkserver_preload(PRELOAD)  # read when the server starts (its first use)
     return multiprocessing.get_context("forkserver")
+
+
+def _exit_reason(code: int | None) -> str:
+    """A process's exit code in words: a signal (the kernel's OOM killer sends 9) or a number."""
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
 def _train_process(job: str, log: str, env: dict) -> None:
@@ -107,7 +122,8 @@ class LocalExecutor:
             p.start()
             p.join()
             if p.exitcode != 0:  # a finished run says nothing: the bar counts it, its log has the rest
-                tqdm.write(f"{run.label} [{run.hash}] FAILED after {time.perf_counter() - t0:.0f} s (see {log})")
+                tqdm.write(f"{run.label} [{run.hash}] FAILED after {time.perf_counter() - t0:.0f} s, "
+                           f"{_exit_reason(p.exitcode)} (see {log})")
             bar.set_postfix_str(run.label)
             bar.update(1)
             return p.exitcode == 0

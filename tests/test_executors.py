@@ -7,7 +7,7 @@ import threading
 import time
 from types import SimpleNamespace
 
-from synclib.executors import LocalExecutor, _fork_server, _train_process, schedule_order
+from synclib.executors import LocalExecutor, _exit_reason, _fork_server, _train_process, schedule_order
 
 
 def _run(h: str, parent: str | None = None, epochs: int = 5) -> SimpleNamespace:
@@ -122,3 +122,8 @@ def test_pages_that_read_others_wait_for_them():
     times.clear()
     run_pages(["table3", "table4", "cluster"], 2, execute)
     assert times["cluster"][0] < times["table3"][1] <= times["table4"][0]
+
+
+def test_a_killed_run_says_by_what():
+    assert _exit_reason(-9) == "killed by SIGKILL" and _exit_reason(1) == "exit code 1"
+    assert _exit_reason(-200) == "killed by signal 200"
