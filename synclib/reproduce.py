@@ -91,12 +91,25 @@ class IPCKernelManager(AsyncKernelManager):
       sockets (the same ZMQError traceback). A kernel here is killed instead (KERNEL_SHUTDOWN).
     """
 
+    #: the kernel's CPU threads (OMP_NUM_THREADS), None: torch's default (every core). Pages run
+    #: `--jobs` at once get cores // jobs each, as training runs do: two kernels of two OpenMP
+    #: threads each on two cores spin against each other (a pruning page took 152 s, not 17).
+    threads: int | None = None
+
     def __init__(self, **kw):
         kw.setdefault("context", zmq.asyncio.Context.instance())
         super().__init__(**kw)
         self.transport = "ipc"
         self._socket_dir = tempfile.mkdtemp(prefix="synclib-kernel-")
         self.ip = os.path.join(self._socket_dir, "k")
+
+    async def _async_pre_start_kernel(self, **kw):
+        if self.threads:
+            kw["env"] = dict(kw.get("env", os.environ), OMP_NUM_THREADS=str(self.threads),
+                             SYNCLIB_THREADS=str(self.threads))
+        return await super()._async_pre_start_kernel(**kw)
+
+    pre_start_kernel = _async_pre_start_kernel
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
@@ -106,13 +119,19 @@ class IPCKernelManager(AsyncKernelManager):
     cleanup_resources = _async_cleanup_resources
 
 
-def execute_notebook(nb: str, out: Path, parameters: dict) -> tuple[bool, float, str]:
-    """papermill `notebooks/<nb>.ipynb` into `out` on an IPC kernel. Returns (ok, seconds, error)."""
+def kernel_manager(threads: int | None = None) -> type[IPCKernelManager]:
+    """The kernel manager class of a notebook run on `threads` CPU threads (None: torch's default)."""
+    return type("IPCKernelManager", (IPCKernelManager,), {"threads": threads}) if threads else IPCKernelManager
+
+
+def execute_notebook(nb: str, out: Path, parameters: dict, threads: int | None = None) -> tuple[bool, float, str]:
+    """papermill `notebooks/<nb>.ipynb` into `out` on an IPC kernel (of `threads` CPU threads).
+    Returns (ok, seconds, error)."""
     t0 = time.perf_counter()
     try:
         pm.execute_notebook(str(repo_root() / "notebooks" / f"{nb}.ipynb"), str(out),
                             parameters=parameters, cwd=str(repo_root()), progress_bar=False,
-                            kernel_name="python3", kernel_manager_class=IPCKernelManager,
+                            kernel_name="python3", kernel_manager_class=kernel_manager(threads),
                             shutdown_kernel=KERNEL_SHUTDOWN)
         return True, time.perf_counter() - t0, ""
     except Exception as e:  # noqa: BLE001 - any failure is reported, the others still run
@@ -238,6 +257,7 @@ def _pages(study: Study, artifacts: list[str], skipped: list[str], only: list[st
     print(f"[notebooks] {len(pages)} pages into book/executed/, {jobs} at once")
     bar = tqdm(total=len(pages), desc="notebooks", unit="nb")
     record_lock = threading.Lock()  # the record of executed pages is written by one page at a time
+    threads = max(1, (os.cpu_count() or 2) // jobs) if jobs > 1 else None  # as a run's process has
 
     def execute(art: str) -> None:
         hashes = sorted({r.hash for r in study.runs_for(art)}) if art in ARTIFACTS else []
@@ -256,7 +276,7 @@ def _pages(study: Study, artifacts: list[str], skipped: list[str], only: list[st
                 bar.update(1)
             return
         bar.set_postfix_str(art)
-        ok, secs, err = execute_notebook(art, executed / f"{art}.ipynb", params)
+        ok, secs, err = execute_notebook(art, executed / f"{art}.ipynb", params, threads)
         record = {"title": title, "profile": name, "hashes": hashes, "commit": prov["commit"],
                   "wall_seconds": round(secs, 1), "ok": ok, "error": err}
         with record_lock:

@@ -127,3 +127,21 @@ def test_pages_that_read_others_wait_for_them():
 def test_a_killed_run_says_by_what():
     assert _exit_reason(-9) == "killed by SIGKILL" and _exit_reason(1) == "exit code 1"
     assert _exit_reason(-200) == "killed by signal 200"
+
+
+def test_a_page_run_beside_others_has_its_share_of_the_cores(tmp_path):
+    """Pages executed `--jobs` at once get cores // jobs threads each, as runs do (two kernels of
+    every core each spin against each other); alone, a kernel keeps torch's default."""
+    import nbformat
+    import papermill as pm
+
+    from synclib.reproduce import IPCKernelManager, kernel_manager
+
+    assert kernel_manager(None) is IPCKernelManager
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell("import os, torch\nprint(torch.get_num_threads(), os.environ['SYNCLIB_THREADS'])"))
+    src, out = tmp_path / "in.ipynb", tmp_path / "out.ipynb"
+    nbformat.write(nb, src)
+    pm.execute_notebook(str(src), str(out), kernel_name="python3", progress_bar=False,
+                        kernel_manager_class=kernel_manager(1))
+    assert nbformat.read(out, as_version=4).cells[0].outputs[0]["text"] == "1 1\n"
