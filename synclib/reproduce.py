@@ -201,7 +201,8 @@ def _executor(executor, study: Study, jobs: int, slurm: dict | None):
 #: curves, landscapes, curves): they start once those pages ended. Started beside them, they
 #: would only wait on the analyses' locks (`analysis.runs.cached`), holding a slot that a page
 #: with work of its own can use. Provenance reads every page's record.
-READERS = {"table4": ("table3",), "claims": "the figures and tables", "ambiguities": "the figures and tables"}
+READERS = {"table2": ("table1",), "table4": ("table3",), "claims": "the figures and tables",
+           "ambiguities": "the figures and tables"}
 
 
 def reads(art: str, pages: list[str]) -> list[str]:

@@ -95,7 +95,7 @@ def test_pages_that_read_others_wait_for_them():
     from synclib.reproduce import reads, run_pages
 
     pages = ["table1", "table3", "table4", "fig9", "claims", "ambiguities", "cluster", "provenance"]
-    assert reads("table4", pages) == ["table3"]
+    assert reads("table4", pages) == ["table3"] and reads("table2", ["table1", "table2"]) == ["table1"]
     assert reads("claims", pages) == ["table1", "fig9", "table3", "table4"]  # in ARTIFACTS' order
     assert reads("ambiguities", pages) == reads("claims", pages)
     assert reads("cluster", pages) == [] and reads("provenance", pages) == pages[:-1]
