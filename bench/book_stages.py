@@ -6,8 +6,10 @@ the build's own records (no run, no page is executed here).
   its run's test-split probe), and the sum of the runs' own training times (each run's
   `provenance.json`), the runs the pages read;
 - pages: each executed notebook's wall time (`book/executed/.executed.json`), the reference
-  pages included; the ratio pages / training is the one the book's speed is judged by (the
-  pages should read what the runs and the earlier pages computed, not compute it again).
+  pages included, their sum, and the notebook stage's wall time (`notebooks_seconds`, the
+  pages `--jobs` at a time, each on cores // jobs threads). The ratio of that stage to
+  training is the one the book's speed is judged by (the pages should read what the runs and
+  the earlier pages computed, not compute it again); the sum's ratio is given beside it.
 
 Writes bench/results/<machine>-book-<profile>.json with the commit the pages were executed at.
 A page executed by an earlier build (unchanged since) keeps that build's time, so time a book
@@ -46,10 +48,12 @@ def stages(profile: str) -> dict:
                 run_s[parent] = read_json(store.path(parent) / "provenance.json", what="a run's provenance")["seconds"]
     train_wall = prov.get("train_seconds")
     total_pages = sum(pages.values())
+    stage = prov.get("notebooks_seconds", total_pages)  # a build before the stage was timed: one page at a time
     return {"profile": profile, "commits": commits, "train_wall_s": train_wall, "runs": len(run_s),
             "runs_train_s_sum": round(sum(v for v in run_s.values() if v), 1), "pages_s": pages,
-            "pages_total_s": round(total_pages, 1),
-            "pages_over_training": round(total_pages / train_wall, 3) if train_wall else None}
+            "pages_total_s": round(total_pages, 1), "pages_wall_s": stage, "pages_jobs": prov.get("notebooks_jobs", 1),
+            "pages_over_training": round(stage / train_wall, 3) if train_wall else None,
+            "pages_sum_over_training": round(total_pages / train_wall, 3) if train_wall else None}
 
 
 def main(argv=None) -> int:
@@ -66,7 +70,8 @@ def main(argv=None) -> int:
     ratio = (f"{rec['pages_over_training']:.1%} of training" if rec["pages_over_training"] is not None else
              "no ratio: this build trained nothing (time a build that trained its runs)")
     print(f"training {rec['train_wall_s']} s (wall; the runs' own times sum to {rec['runs_train_s_sum']} s), "
-          f"pages {rec['pages_total_s']} s: {ratio}. Wrote {out}")
+          f"pages {rec['pages_wall_s']} s, {rec['pages_jobs']} at a time (their own times sum to "
+          f"{rec['pages_total_s']} s): {ratio}. Wrote {out}")
     return 0
 
 

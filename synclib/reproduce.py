@@ -292,8 +292,11 @@ def _pages(study: Study, artifacts: list[str], skipped: list[str], only: list[st
                 failures.append(art)
             bar.update(1)
 
+    t0 = time.perf_counter()
     run_pages(pages, jobs, execute)
     bar.close()
+    # the notebook stage's wall time, `jobs` pages at once (each page's own time is in its record)
+    prov.update(notebooks_seconds=round(time.perf_counter() - t0, 1), notebooks_jobs=jobs)
     for art in skipped:  # the data set it needs is missing
         need = "a mask-annotated training data set" if art not in ("fig6",) else "a landmark or mask data set"
         _skipped_page(art, f"Not built on this profile: it needs {need}, and none of this profile's is present.",

@@ -34,7 +34,7 @@ def test_book_stages_reads_the_builds_records(tmp_path, monkeypatch):
         (tmp_path / "runs" / h / "job.json").write_text(json.dumps({"hash": h, "parent": parent}))
     (tmp_path / "results" / "quick").mkdir(parents=True)
     (tmp_path / "results" / "quick" / "provenance.json").write_text(json.dumps(
-        {"train_seconds": 120.0, "artifacts": {"table1": {"hashes": ["ft"]}}}))
+        {"train_seconds": 120.0, "notebooks_seconds": 6.0, "notebooks_jobs": 2, "artifacts": {"table1": {"hashes": ["ft"]}}}))
     (tmp_path / "book" / "executed").mkdir(parents=True)
     rec = lambda s, profile="quick": {"record": {"wall_seconds": s, "ok": True, "profile": profile, "commit": "abc"}}  # noqa: E731
     (tmp_path / "book" / "executed" / ".executed.json").write_text(json.dumps(
@@ -42,7 +42,10 @@ def test_book_stages_reads_the_builds_records(tmp_path, monkeypatch):
     st = stages("quick")
     assert st["pages_s"] == {"table1": 9.0, "provenance": 3.0} and st["pages_total_s"] == 12.0
     assert st["runs"] == 2 and st["runs_train_s_sum"] == 150.0  # the fine-tune and the backbone it reads
-    assert st["train_wall_s"] == 120.0 and st["pages_over_training"] == 0.1 and st["commits"] == ["abc"]
+    assert st["train_wall_s"] == 120.0 and st["commits"] == ["abc"]
+    # the stage ran the two pages at once: 6 s of wall, 12 s of pages
+    assert st["pages_wall_s"] == 6.0 and st["pages_jobs"] == 2
+    assert st["pages_over_training"] == 0.05 and st["pages_sum_over_training"] == 0.1
 
 
 def test_compile_cost_times_the_gpu_profiles_own_run_length(tmp_path, monkeypatch):
