@@ -4,8 +4,9 @@
 `python -m bench --compile-losses` times one training step after warm-up; a run also pays
 for the compilation, once per process. Here, for VGG16-BN (batch 32) and ResNet18 (batch 64)
 at 224², full width, on random images: the steps of one gpu-profile fine-tune (its epochs of
-its training images, read from configs/gpu.yaml: 250 and 125 steps), once with the losses eager and once compiled, the compiled
-run's first step (where the compilation happens) timed apart. Two processes run one after the
+its training images, read from configs/gpu.yaml: 250 and 125 steps), once with the losses
+eager and once compiled, the compiled run's first step (where the compilation happens) timed
+apart. Two processes run one after the
 other: the first finds inductor's on-disk cache cold, as a build's first run of `ours` does;
 the second finds it warm, as every later run does. Writes DIR/<machine>-compile-cost.json.
 """

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .store import RunStore, read_job, train_job
 
-__all__ = ["LocalExecutor", "SlurmExecutor", "Waves", "schedule_order"]
+__all__ = ["LocalExecutor", "SlurmExecutor", "Waves", "schedule_order", "run_ready"]
 
 
 class Waves:
@@ -136,32 +136,58 @@ class LocalExecutor:
         """Start `one(run)` on up to `jobs` runs at once, in `pending`'s order, each once its
         parent is in the store; a run whose parent failed is never started. Returns the labels
         of the runs that failed or could not start."""
-        failed: list[str] = []
-        gone: set[str] = set()  # the hashes of the runs that failed
-        running: dict = {}
-        with ThreadPoolExecutor(max_workers=self.jobs) as ex:
-            while pending or running:
-                busy = {r.hash for r in running.values()} | {r.hash for r in pending}
-                for r in [r for r in pending if r.parent in gone or (r.parent and r.parent not in busy
-                                                                    and not store.is_done(r.parent))]:
-                    tqdm.write(f"{r.label} [{r.hash}] not started: the run it fine-tunes failed")
-                    failed.append(r.label)
-                    gone.add(r.hash)
-                    pending.remove(r)
-                for r in [r for r in pending if not r.parent or store.is_done(r.parent)]:
-                    if len(running) >= self.jobs:
-                        break
-                    running[ex.submit(one, r)] = r
-                    pending.remove(r)
-                if not running:
-                    continue  # what is pending waits on a failed run: the next pass reports it
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for f in finished:
-                    r = running.pop(f)
-                    if not f.result():
-                        failed.append(r.label)
-                        gone.add(r.hash)
-        return failed
+        here = {r.hash for r in pending}
+        lost = [r for r in pending if r.parent and r.parent not in here and not store.is_done(r.parent)]
+
+        def blocked(r) -> None:
+            tqdm.write(f"{r.label} [{r.hash}] not started: the run it fine-tunes failed")
+
+        for r in lost:  # its parent is neither in the store nor among these runs
+            blocked(r)
+        failed = run_ready([r for r in pending if r not in lost], self.jobs, one, key=lambda r: r.hash,
+                           after=lambda r: [r.parent] if r.parent in here else [], on_blocked=blocked)
+        return [r.label for r in lost + failed]
+
+
+def run_ready(items: list, jobs: int, call, key=lambda item: item, after=lambda item: (), on_blocked=None) -> list:
+    """Call `call(item)` on up to `jobs` items at once (threads), in the list's order, each once
+    the items it comes `after` (their keys) have ended; keys of no item in the list wait for
+    nothing. `call` returns whether the item succeeded. With `on_blocked`, an item after one
+    that failed is not called: `on_blocked(item)` is, and it counts as failed (so do the items
+    after it); without, it is called all the same. Returns the items that failed, in the order
+    they ended. What the local executor does with runs and `reproduce` with the book's pages."""
+    keys = {key(i) for i in items}
+    pending, ended, failed, running = list(items), set(), [], {}
+    gone: set = set()  # the keys of the items that failed or were blocked
+
+    def waits_on(item) -> set:
+        return {k for k in after(item) if k in keys}
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
+        while pending or running:
+            if on_blocked is not None:
+                for item in [i for i in pending if waits_on(i) & gone]:
+                    on_blocked(item)
+                    pending.remove(item)
+                    failed.append(item)
+                    gone.add(key(item))  # not ended: the items after it are blocked on the next pass
+            for item in [i for i in pending if waits_on(i) <= ended]:
+                if len(running) >= jobs:
+                    break
+                running[ex.submit(call, item)] = item
+                pending.remove(item)
+            if not running:
+                if pending and not any(waits_on(i) & gone for i in pending):
+                    raise RuntimeError(f"items that wait on each other: {[key(i) for i in pending]}")
+                continue
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in finished:
+                item = running.pop(f)
+                ended.add(key(item))
+                if not f.result():
+                    failed.append(item)
+                    gone.add(key(item))
+    return failed
 
 
 def _train_on_node(job_path: str, threads: int, nproc: int = 1) -> str:

@@ -32,7 +32,6 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import nbformat
@@ -41,7 +40,7 @@ import zmq.asyncio
 from jupyter_client.manager import AsyncKernelManager
 from tqdm import tqdm
 
-from .executors import LocalExecutor, SlurmExecutor
+from .executors import LocalExecutor, SlurmExecutor, run_ready
 from .files import Busy, atomic_write_text, file_lock, read_json
 from .profile import repo_root
 from .provenance import commit, distributions
@@ -218,21 +217,8 @@ def reads(art: str, pages: list[str]) -> list[str]:
 def run_pages(pages: list[str], jobs: int, execute) -> None:
     """Call `execute(page)` for every page, up to `jobs` at once, in the list's order, each once
     the pages it `reads` have ended (whether or not they failed: a reader then computes what it
-    lacks). `execute` must not raise: it records its page's failure."""
-    pending, ended, running = list(pages), set(), {}
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
-        while pending or running:
-            for art in [a for a in pending if set(reads(a, pages)) <= ended]:
-                if len(running) >= jobs:
-                    break
-                running[ex.submit(execute, art)] = art
-                pending.remove(art)
-            if not running:
-                raise RuntimeError(f"pages that wait on each other: {pending} (see READERS)")
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for f in finished:
-                f.result()
-                ended.add(running.pop(f))
+    lacks). `execute` records its page's failure itself."""
+    run_ready(pages, jobs, lambda art: execute(art) or True, after=lambda art: reads(art, pages))
 
 
 def _pages(study: Study, artifacts: list[str], skipped: list[str], only: list[str] | None, book: bool,

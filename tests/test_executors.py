@@ -7,7 +7,12 @@ import threading
 import time
 from types import SimpleNamespace
 
-from synclib.executors import LocalExecutor, _exit_reason, _fork_server, _train_process, schedule_order
+import nbformat
+import papermill as pm
+import pytest
+
+from synclib.executors import LocalExecutor, _exit_reason, _fork_server, _train_process, run_ready, schedule_order
+from synclib.reproduce import IPCKernelManager, kernel_manager, reads, run_pages
 
 
 def _run(h: str, parent: str | None = None, epochs: int = 5) -> SimpleNamespace:
@@ -31,28 +36,39 @@ def test_parents_start_first_then_the_longest_runs():
     assert [r.hash for r in schedule_order(runs)] == ["p", "q", "c", "d", "a", "b"]
 
 
-def _execute(runs, jobs, fail=(), done=()):
-    """Schedule `runs` with a fake training that takes 50 ms and fails for the hashes in `fail`.
-    Returns (the failed labels, each run's (start, end), the most runs at once)."""
-    store, times, lock = _Store(done), {}, threading.Lock()
-    now = [0, 0]  # running, most at once
+class _Timed:
+    """A fake job of 50 ms: records each call's (start, end) under its name and the most calls
+    running at once; `fail` names the calls that return False."""
 
-    def one(run) -> bool:
-        with lock:
-            now[0] += 1
-            now[1] = max(now[1], now[0])
+    def __init__(self, fail=()):
+        self.times, self.fail, self.lock = {}, set(fail), threading.Lock()
+        self.now = self.most = 0
+
+    def __call__(self, name: str) -> bool:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
         start = time.monotonic()
         time.sleep(0.05)
-        with lock:
-            now[0] -= 1
-        times[run.hash] = (start, time.monotonic())
-        if run.hash in fail:
-            return False
-        store.done.add(run.hash)
-        return True
+        with self.lock:
+            self.now -= 1
+        self.times[name] = (start, time.monotonic())
+        return name not in self.fail
+
+
+def _execute(runs, jobs, fail=(), done=()):
+    """Schedule `runs` with a fake training (`_Timed`) that fails for the hashes in `fail`.
+    Returns (the failed labels, each run's (start, end), the most runs at once)."""
+    store, job = _Store(done), _Timed(fail)
+
+    def one(run) -> bool:
+        ok = job(run.hash)
+        if ok:
+            store.done.add(run.hash)
+        return ok
 
     failed = LocalExecutor(jobs)._schedule(list(runs), store, one)
-    return failed, times, now[1]
+    return failed, job.times, job.most
 
 
 def test_a_run_starts_once_its_parent_is_done_and_slots_stay_full():
@@ -92,36 +108,33 @@ def test_a_runs_process_writes_its_log_and_fails_with_its_error(tmp_path):
 
 
 def test_pages_that_read_others_wait_for_them():
-    from synclib.reproduce import reads, run_pages
-
     pages = ["table1", "table3", "table4", "fig9", "claims", "ambiguities", "cluster", "provenance"]
     assert reads("table4", pages) == ["table3"] and reads("table2", ["table1", "table2"]) == ["table1"]
     assert reads("claims", pages) == ["table1", "fig9", "table3", "table4"]  # in ARTIFACTS' order
     assert reads("ambiguities", pages) == reads("claims", pages)
     assert reads("cluster", pages) == [] and reads("provenance", pages) == pages[:-1]
 
-    times, lock, now = {}, threading.Lock(), [0, 0]
-
-    def execute(page: str) -> None:
-        with lock:
-            now[0] += 1
-            now[1] = max(now[1], now[0])
-        start = time.monotonic()
-        time.sleep(0.05)
-        with lock:
-            now[0] -= 1
-        times[page] = (start, time.monotonic())
-
-    run_pages(pages, 2, execute)
-    assert set(times) == set(pages) and now[1] == 2
+    page = _Timed(fail={"table3"})  # a failed page still lets its readers run: they compute what it lacks
+    run_pages(pages, 2, page)
+    times = page.times
+    assert set(times) == set(pages) and page.most == 2
     assert times["table4"][0] >= times["table3"][1]
     for reader in ("claims", "ambiguities"):
         assert all(times[reader][0] >= times[p][1] for p in ("table1", "table3", "table4", "fig9"))
     assert all(times["provenance"][0] >= times[p][1] for p in pages[:-1])
     # a page that reads nothing takes the slot a waiting page cannot
-    times.clear()
-    run_pages(["table3", "table4", "cluster"], 2, execute)
-    assert times["cluster"][0] < times["table3"][1] <= times["table4"][0]
+    page = _Timed()
+    run_pages(["table3", "table4", "cluster"], 2, page)
+    assert page.times["cluster"][0] < page.times["table3"][1] <= page.times["table4"][0]
+
+
+def test_run_ready_blocks_a_failures_chain_and_names_a_cycle():
+    job, blocked = _Timed(fail={"p"}), []
+    after = {"a": ["p"], "g": ["a"], "x": ["elsewhere"]}  # a key of no item waits for nothing
+    failed = run_ready(["p", "a", "g", "x"], 2, job, after=lambda i: after.get(i, []), on_blocked=blocked.append)
+    assert sorted(failed) == ["a", "g", "p"] and blocked == ["a", "g"] and set(job.times) == {"p", "x"}
+    with pytest.raises(RuntimeError, match=r"items that wait on each other: \['u', 'v'\]"):
+        run_ready(["u", "v"], 2, _Timed(), after=lambda i: ["v" if i == "u" else "u"])
 
 
 def test_a_killed_run_says_by_what():
@@ -132,11 +145,6 @@ def test_a_killed_run_says_by_what():
 def test_a_page_run_beside_others_has_its_share_of_the_cores(tmp_path):
     """Pages executed `--jobs` at once get cores // jobs threads each, as runs do (two kernels of
     every core each spin against each other); alone, a kernel keeps torch's default."""
-    import nbformat
-    import papermill as pm
-
-    from synclib.reproduce import IPCKernelManager, kernel_manager
-
     assert kernel_manager(None) is IPCKernelManager
     nb = nbformat.v4.new_notebook()
     nb.cells.append(nbformat.v4.new_code_cell("import os, torch\nprint(torch.get_num_threads(), os.environ['SYNCLIB_THREADS'])"))
